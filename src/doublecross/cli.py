@@ -1,0 +1,141 @@
+"""The ``doublecross`` command line: list, train, evaluate (library code never sees argparse)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import shlex
+import sys
+from collections.abc import Callable, Sequence
+
+from .config import ConfigError, load_preset_dict, preset_names
+from .data import DATASETS
+from .models.weights import WeightsError
+from .models.zoo import ARCHITECTURES, MODELS, embedded_checkpoint
+
+log = logging.getLogger("doublecross")
+
+
+def _registries() -> dict[str, Callable[[], list[tuple[str, str]]]]:
+    from .interpreters import INTERPRETERS
+
+    def models() -> list[tuple[str, str]]:
+        import os
+
+        rows = []
+        for e in MODELS.entries():
+            tag = " [embedded]" if os.path.isfile(embedded_checkpoint(e.name)) else ""
+            rows.append((e.name, e.summary + tag))
+        return rows
+
+    def presets() -> list[tuple[str, str]]:
+        rows = []
+        for name in preset_names():
+            d = load_preset_dict(name)
+            rows.append((name, f"[{d['kind']}] {d.get('description', '')}"))
+        return rows
+
+    return {
+        "models": models,
+        "architectures": lambda: [(e.name, e.summary) for e in ARCHITECTURES.entries()],
+        "datasets": lambda: [(e.name, e.summary) for e in DATASETS.entries()],
+        "interpreters": lambda: [(e.name, e.summary) for e in INTERPRETERS.entries()],
+        "attacks": lambda: [],
+        "presets": presets,
+    }
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    rows = _registries()[args.what]()
+    if not rows:
+        print(f"no {args.what} registered yet")
+    width = max((len(n) for n, _ in rows), default=0)
+    for name, summary in rows:
+        print(f"{name:<{width}}  {summary}")
+    return 0
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from .models.train import TrainConfig, train
+
+    overrides = {"arch": args.model, "dataset": args.dataset, "epochs": args.epochs,
+                 "batch_size": args.batch_size, "lr": args.lr, "seed": args.seed, "root": args.root}
+    if args.preset:
+        cfg = TrainConfig.from_preset(args.preset, **overrides)
+    else:
+        if not (args.model and args.dataset):
+            raise ConfigError("train needs --preset, or both --model and --dataset")
+        cfg = TrainConfig.from_dict({k: v for k, v in overrides.items() if v is not None})
+    command = "doublecross " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    meta = train(cfg, args.out, overwrite=args.force, progress=None if not args.quiet else False, command=command)
+    print(f"wrote {args.out}: test accuracy {meta['accuracy']:.4f} on {meta['test_size']} images, "
+          f"trained in {meta['train_time_s']:.0f} s")
+    return 0
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from .data import create_dataset
+    from .models.train import accuracy, stack_dataset
+    from .models.zoo import create_model
+
+    model = create_model(args.model, weights=args.weights)
+    root = args.images if args.images else args.root
+    dataset = "folder" if args.images else args.dataset
+    ds = create_dataset(dataset, split=args.split, root=root)
+    x, y = stack_dataset(ds, args.limit)
+    if (y < 0).any():
+        raise ConfigError("evaluate needs labelled images (one sub-folder per class)")
+    acc = accuracy(model, x, y, batch_size=args.batch_size)
+    print(f"{model.name} on {dataset}/{args.split}: top-1 accuracy {acc:.4f} ({len(y)} images)")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="doublecross", description="ADV²: attack a classifier and its interpreter at once.")
+    p.add_argument("-v", "--verbose", action="store_true", help="log progress messages")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    s = sub.add_parser("list", help="list registered models, datasets, interpreters, attacks or presets")
+    s.add_argument("what", choices=list(_registries()))
+    s.set_defaults(func=cmd_list)
+
+    s = sub.add_parser("train", help="train a classifier of ours and write a checkpoint")
+    s.add_argument("--preset", choices=[n for n in preset_names() if n.startswith("train-")])
+    s.add_argument("--model", choices=ARCHITECTURES.names(), help="architecture")
+    s.add_argument("--dataset", choices=DATASETS.names())
+    s.add_argument("--root", help="dataset folder (fashion-mnist: the IDX files)")
+    s.add_argument("--epochs", type=int)
+    s.add_argument("--batch-size", type=int)
+    s.add_argument("--lr", type=float)
+    s.add_argument("--seed", type=int)
+    s.add_argument("--out", required=True, help="checkpoint path to write")
+    s.add_argument("--force", action="store_true", help="overwrite an existing checkpoint")
+    s.add_argument("--quiet", action="store_true", help="no progress bar")
+    s.set_defaults(func=cmd_train)
+
+    s = sub.add_parser("evaluate", help="test accuracy of a model on a dataset")
+    s.add_argument("--model", default="scenes-resnet", help=f"one of {MODELS.names()} or a checkpoint path")
+    s.add_argument("--weights", help="weights file for the model")
+    s.add_argument("--dataset", default="scenes", choices=DATASETS.names())
+    s.add_argument("--root", help="dataset folder")
+    s.add_argument("--images", help="folder of labelled images (one sub-folder per class)")
+    s.add_argument("--split", default="test", choices=["train", "test"])
+    s.add_argument("--limit", type=int)
+    s.add_argument("--batch-size", type=int, default=256)
+    s.set_defaults(func=cmd_evaluate)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        return int(args.func(args) or 0)
+    except (ConfigError, WeightsError, FileExistsError, FileNotFoundError, ValueError, TypeError) as e:
+        print(f"doublecross: error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,133 @@
+"""Configuration as data: YAML presets shipped in the package, loaded into frozen dataclasses.
+
+Validation errors name the bad field and the allowed values. Fields whose metadata names a
+registry (``metadata={"choices": REGISTRY}``) are checked against it, so new registered names
+are accepted without touching this file.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import typing
+from collections.abc import Mapping
+from importlib import resources
+from typing import Any, TypeVar
+
+import yaml
+
+C = TypeVar("C")
+
+
+class ConfigError(ValueError):
+    """A configuration field is unknown, missing or has a bad value."""
+
+
+def _check_type(cls_name: str, field: dataclasses.Field, value: Any, hint: Any) -> Any:
+    origin = typing.get_origin(hint)
+    args = typing.get_args(hint)
+    if origin is typing.Union or (origin is not None and str(origin) == "<class 'types.UnionType'>"):
+        if value is None and type(None) in args:
+            return None
+        hint = next(a for a in args if a is not type(None))
+        origin, args = typing.get_origin(hint), typing.get_args(hint)
+    bad = ConfigError(f"{cls_name}.{field.name}: expected {getattr(hint, '__name__', hint)}, got {value!r}")
+    if hint is bool:
+        if not isinstance(value, bool):
+            raise bad
+        return value
+    if hint is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise bad
+        return value
+    if hint is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise bad
+        return float(value)
+    if hint is str:
+        if not isinstance(value, str):
+            raise bad
+        return value
+    if origin is tuple:
+        if not isinstance(value, (list, tuple)):
+            raise bad
+        inner = args[0] if args else Any
+        if inner is float:
+            return tuple(float(v) for v in value)
+        return tuple(value)
+    if origin is dict or hint is dict:
+        if not isinstance(value, Mapping):
+            raise bad
+        return dict(value)
+    return value
+
+
+def from_dict(cls: type[C], data: Mapping[str, Any], source: str = "config") -> C:
+    """Build the frozen dataclass ``cls`` from ``data``, validating every field.
+
+    Raises:
+        ConfigError: unknown or missing fields, wrong types, or values outside a field's
+            ``choices`` (a Registry or a tuple), named in the message with the allowed values.
+    """
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"{source}: expected a mapping of fields, got {type(data).__name__}")
+    fields = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    unknown = sorted(set(data) - set(fields))
+    if unknown:
+        raise ConfigError(f"{source}: unknown field(s) {unknown}; allowed fields: {sorted(fields)}")
+    hints = typing.get_type_hints(cls)
+    values = {}
+    for name, field in fields.items():
+        if name not in data:
+            if field.default is dataclasses.MISSING and field.default_factory is dataclasses.MISSING:
+                raise ConfigError(f"{source}: missing required field {cls.__name__}.{name}")
+            continue
+        value = _check_type(cls.__name__, field, data[name], hints[name])
+        choices = field.metadata.get("choices")
+        if choices is not None and value is not None:
+            allowed = list(choices)
+            if value not in allowed:
+                raise ConfigError(f"{cls.__name__}.{name}: {value!r} is not allowed; choose one of: {', '.join(map(str, allowed))}")
+        minimum = field.metadata.get("min")
+        if minimum is not None and value is not None and value < minimum:
+            raise ConfigError(f"{cls.__name__}.{name}: must be >= {minimum}, got {value!r}")
+        values[name] = value
+    return cls(**values)
+
+
+def to_dict(cfg: Any) -> dict[str, Any]:
+    """A YAML/JSON-friendly dict of a config dataclass (tuples become lists)."""
+    def plain(v: Any) -> Any:
+        if isinstance(v, tuple):
+            return [plain(x) for x in v]
+        if isinstance(v, dict):
+            return {k: plain(x) for k, x in v.items()}
+        return v
+    return {k: plain(v) for k, v in dataclasses.asdict(cfg).items()}
+
+
+def preset_names() -> list[str]:
+    """Names of the YAML presets shipped in ``doublecross/presets``."""
+    folder = resources.files("doublecross") / "presets"
+    return sorted(p.name[: -len(".yaml")] for p in folder.iterdir() if p.name.endswith(".yaml"))
+
+
+def load_preset_dict(name: str) -> dict[str, Any]:
+    """The raw mapping of a shipped preset (with its ``kind`` key)."""
+    names = preset_names()
+    if name not in names:
+        raise ConfigError(f"unknown preset {name!r}; choose one of: {', '.join(names)}")
+    text = (resources.files("doublecross") / "presets" / f"{name}.yaml").read_text()
+    data = yaml.safe_load(text)
+    if not isinstance(data, dict) or "kind" not in data:
+        raise ConfigError(f"preset {name}: expected a mapping with a 'kind' field")
+    return data
+
+
+def load_preset(cls: type[C], name: str, kind: str, overrides: Mapping[str, Any] | None = None) -> C:
+    """Load preset ``name`` of ``kind`` into ``cls``, applying non-``None`` ``overrides``."""
+    data = load_preset_dict(name)
+    if data.pop("kind") != kind:
+        raise ConfigError(f"preset {name} is not a {kind} preset")
+    data.pop("description", None)
+    data.update({k: v for k, v in (overrides or {}).items() if v is not None})
+    return from_dict(cls, data, source=f"preset {name}")

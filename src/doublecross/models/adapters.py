@@ -1,0 +1,70 @@
+"""Per-architecture adapters: how to reach a classifier's last feature map and its linear head.
+
+CAM needs ``A`` (the last post-ReLU convolutional feature map) and the final ``nn.Linear``; an
+adapter computes ``A`` and the logits ``fc(mean_hw(A))`` in one pass that reproduces the
+network's own forward exactly. Adapters are registered and tried in order; a model none of them
+accepts still works as a classifier but refuses feature access with a clear error.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .small import SmallDenseNet, SmallResNet
+
+
+@dataclass(frozen=True)
+class Adapter:
+    """Feature access for one family of architectures.
+
+    Attributes:
+        name: family name (shown in errors and ``list models``).
+        accepts: predicate on the raw network.
+        features: ``(net, x_normalised) -> A`` with ``A`` of shape (B, K, h, w), post-ReLU.
+        linear: ``net -> nn.Linear`` mapping the pooled K features to the logits.
+    """
+
+    name: str
+    accepts: Callable[[nn.Module], bool]
+    features: Callable[[nn.Module, torch.Tensor], torch.Tensor]
+    linear: Callable[[nn.Module], nn.Linear]
+
+
+def _resnet_features(net: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    x = net.maxpool(net.relu(net.bn1(net.conv1(x))))
+    return net.layer4(net.layer3(net.layer2(net.layer1(x))))
+
+
+def _is_torchvision(cls_name: str) -> Callable[[nn.Module], bool]:
+    def accepts(net: nn.Module) -> bool:
+        return type(net).__name__ == cls_name and type(net).__module__.startswith("torchvision")
+
+    return accepts
+
+
+ADAPTERS: list[Adapter] = [
+    Adapter("small", lambda n: isinstance(n, (SmallResNet, SmallDenseNet)),
+            lambda n, x: n.features(x), lambda n: n.fc),
+    Adapter("torchvision-resnet", _is_torchvision("ResNet"), _resnet_features, lambda n: n.fc),
+    # torchvision's DenseNet applies F.relu(..., inplace=True) after `features`; we apply it
+    # ourselves, out of place (spec §2.3).
+    Adapter("torchvision-densenet", _is_torchvision("DenseNet"),
+            lambda n, x: F.relu(n.features(x)), lambda n: n.classifier),
+]
+
+
+def find_adapter(net: nn.Module) -> Adapter | None:
+    """The first registered adapter that accepts ``net``, or ``None``."""
+    for adapter in ADAPTERS:
+        if adapter.accepts(net) and isinstance(adapter.linear(net), nn.Linear):
+            return adapter
+    return None
+
+
+def adapter_names() -> list[str]:
+    return [a.name for a in ADAPTERS]

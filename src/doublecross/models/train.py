@@ -1,0 +1,137 @@
+"""Training of our own classifiers (``doublecross train``): seeded, with progress, checkpointed.
+
+SGD with Nesterov momentum and a one-cycle learning-rate schedule, random horizontal flips,
+cross-entropy; the test accuracy is measured at the end and stored in the checkpoint metadata.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch.utils.data import Dataset
+from tqdm import tqdm
+
+from .. import __version__
+from ..config import from_dict, load_preset
+from ..data import DATASETS, create_dataset
+from .checkpoint import save_checkpoint
+from .wrapper import IMAGENET_MEAN, IMAGENET_STD, Classifier
+from .zoo import ARCHITECTURES
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """What ``doublecross train`` trains (presets ``train-*``; CLI flags override)."""
+
+    arch: str = field(metadata={"choices": ARCHITECTURES})
+    dataset: str = field(metadata={"choices": DATASETS})
+    epochs: int = field(default=15, metadata={"min": 1})
+    batch_size: int = field(default=128, metadata={"min": 1})
+    lr: float = field(default=0.1, metadata={"min": 0.0})
+    weight_decay: float = field(default=5e-4, metadata={"min": 0.0})
+    seed: int = 0
+    root: str | None = None
+    train_count: int | None = None
+    mean: tuple[float, ...] = IMAGENET_MEAN
+    std: tuple[float, ...] = IMAGENET_STD
+    arch_kwargs: dict = field(default_factory=dict)
+
+    @classmethod
+    def from_preset(cls, name: str, **overrides: Any) -> TrainConfig:
+        return load_preset(cls, name, "train", overrides)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
+        return from_dict(cls, data, source="train config")
+
+
+def stack_dataset(ds: Dataset, limit: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """All (or the first ``limit``) items of ``ds`` as ``X (N, 3, H, W)`` and ``y (N,)`` int64."""
+    n = len(ds) if limit is None else min(limit, len(ds))
+    items = [ds[i] for i in range(n)]
+    return torch.stack([it[0] for it in items]), torch.tensor([int(it[1]) for it in items], dtype=torch.int64)
+
+
+@torch.no_grad()
+def accuracy(model: Classifier, x: torch.Tensor, y: torch.Tensor, batch_size: int = 256) -> float:
+    """Top-1 accuracy of ``model`` on images ``x (N, 3, H, W)`` in [0, 1] and labels ``y (N,)``."""
+    correct = 0
+    for i in range(0, len(x), batch_size):
+        correct += int((model(x[i:i + batch_size]).argmax(1) == y[i:i + batch_size]).sum())
+    return correct / max(1, len(x))
+
+
+def train(cfg: TrainConfig, out: str, overwrite: bool = False, progress: bool | None = None,
+          command: str | None = None) -> dict[str, Any]:
+    """Train ``cfg.arch`` on ``cfg.dataset`` and write a checkpoint to ``out``.
+
+    Returns:
+        The checkpoint metadata (accuracy, training time, ...).
+
+    Raises:
+        FileExistsError: ``out`` exists and ``overwrite`` is false (checked before training).
+    """
+    import os
+
+    if os.path.exists(out) and not overwrite:
+        raise FileExistsError(f"{out} exists; pass --force to overwrite it")
+    torch.manual_seed(cfg.seed)
+    gen = torch.Generator().manual_seed(cfg.seed)
+    kw: dict[str, Any] = {"split": "train", "root": cfg.root, "seed": 0}
+    if cfg.train_count is not None:
+        kw["count"] = cfg.train_count
+    train_ds = create_dataset(cfg.dataset, **kw)
+    test_ds = create_dataset(cfg.dataset, split="test", root=cfg.root, seed=0)
+    classes = list(train_ds.classes)
+    x_train, y_train = stack_dataset(train_ds)
+    x_test, y_test = stack_dataset(test_ds)
+    net = ARCHITECTURES.create(cfg.arch, num_classes=len(classes), **cfg.arch_kwargs)
+    mean = torch.tensor(cfg.mean).view(1, 3, 1, 1)
+    std = torch.tensor(cfg.std).view(1, 3, 1, 1)
+    steps_per_epoch = -(-len(x_train) // cfg.batch_size)
+    opt = torch.optim.SGD(net.parameters(), lr=cfg.lr, momentum=0.9, nesterov=True, weight_decay=cfg.weight_decay)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=cfg.epochs * steps_per_epoch)
+    show = sys.stderr.isatty() if progress is None else progress
+    t0 = time.time()
+    net.train()
+    bar = tqdm(total=cfg.epochs * steps_per_epoch, disable=not show, desc=f"train {cfg.arch}")
+    for epoch in range(cfg.epochs):
+        perm = torch.randperm(len(x_train), generator=gen)
+        total, seen = 0.0, 0
+        for i in range(0, len(perm), cfg.batch_size):
+            idx = perm[i:i + cfg.batch_size]
+            x, y = x_train[idx], y_train[idx]
+            flip = torch.rand(len(idx), generator=gen) < 0.5
+            x = torch.where(flip.view(-1, 1, 1, 1), x.flip(3), x)
+            loss = F.cross_entropy(net((x - mean) / std), y)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            sched.step()
+            total, seen = total + loss.item() * len(idx), seen + len(idx)
+            bar.update(1)
+        bar.set_postfix(epoch=epoch + 1, loss=f"{total / seen:.3f}")
+        log.info("epoch %d/%d loss %.4f", epoch + 1, cfg.epochs, total / seen)
+    bar.close()
+    train_time = time.time() - t0
+    input_size = list(x_train.shape[-2:])
+    clf = Classifier(net, cfg.mean, cfg.std, classes=classes)
+    acc = accuracy(clf, x_test, y_test)
+    meta = {
+        "arch": cfg.arch, "arch_kwargs": dict(cfg.arch_kwargs), "classes": classes,
+        "mean": list(cfg.mean), "std": list(cfg.std), "input_size": input_size,
+        "dataset": cfg.dataset, "accuracy": acc, "test_size": len(x_test), "seed": cfg.seed,
+        "epochs": cfg.epochs, "train_time_s": round(train_time, 1),
+        "threads": torch.get_num_threads(), "command": command or "",
+        "torch": torch.__version__, "doublecross": __version__,
+    }
+    save_checkpoint(out, net.state_dict(), meta, overwrite=overwrite)
+    return meta

@@ -1,0 +1,40 @@
+import pytest
+
+from doublecross.config import ConfigError, load_preset_dict, preset_names, to_dict
+from doublecross.models.train import TrainConfig
+
+
+def test_presets_load_into_frozen_dataclasses():
+    names = [n for n in preset_names() if n.startswith("train-")]
+    assert {"train-scenes-resnet", "train-scenes-densenet"} <= set(names)
+    for n in names:
+        cfg = TrainConfig.from_preset(n)
+        assert cfg.epochs >= 1
+        with pytest.raises(AttributeError):
+            cfg.epochs = 3  # frozen
+    cfg = TrainConfig.from_preset("train-scenes-resnet", epochs=2, lr=None)
+    assert cfg.epochs == 2 and cfg.lr == 0.1
+    assert to_dict(cfg)["mean"] == list(cfg.mean)
+
+
+def test_unknown_field_is_named():
+    with pytest.raises(ConfigError, match=r"unknown field\(s\) \['epoch'\]"):
+        TrainConfig.from_dict({"arch": "small-resnet", "dataset": "scenes", "epoch": 3})
+
+
+def test_bad_choice_lists_allowed_values():
+    with pytest.raises(ConfigError, match=r"TrainConfig.arch: 'vgg' is not allowed; choose one of: .*small-resnet"):
+        TrainConfig.from_dict({"arch": "vgg", "dataset": "scenes"})
+    with pytest.raises(ConfigError, match=r"TrainConfig.dataset: 'imagenet'.*scenes"):
+        TrainConfig.from_dict({"arch": "small-resnet", "dataset": "imagenet"})
+
+
+def test_type_missing_and_range_errors():
+    with pytest.raises(ConfigError, match="TrainConfig.epochs: expected int"):
+        TrainConfig.from_dict({"arch": "small-resnet", "dataset": "scenes", "epochs": "ten"})
+    with pytest.raises(ConfigError, match="missing required field TrainConfig.dataset"):
+        TrainConfig.from_dict({"arch": "small-resnet"})
+    with pytest.raises(ConfigError, match="TrainConfig.lr: must be >= 0.0"):
+        TrainConfig.from_dict({"arch": "small-resnet", "dataset": "scenes", "lr": -1.0})
+    with pytest.raises(ConfigError, match="unknown preset 'nope'"):
+        load_preset_dict("nope")
