@@ -25,13 +25,13 @@ def scenes_densenet() -> Classifier:
 @pytest.fixture(scope="session")
 def tiny_resnet() -> Classifier:
     torch.manual_seed(0)
-    return Classifier(SmallResNet(num_classes=10, width=8, depth=1), name="tiny-resnet")
+    return Classifier(SmallResNet(num_classes=10, width=8, depth=1), name="tiny-resnet", input_size=(64, 64))
 
 
 @pytest.fixture(scope="session")
 def tiny_densenet() -> Classifier:
     torch.manual_seed(0)
-    return Classifier(SmallDenseNet(num_classes=10, growth=6, layers=2), name="tiny-densenet")
+    return Classifier(SmallDenseNet(num_classes=10, growth=6, layers=2), name="tiny-densenet", input_size=(64, 64))
 
 
 @pytest.fixture(scope="session")

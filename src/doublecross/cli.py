@@ -90,6 +90,54 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_train_rts(args: argparse.Namespace) -> int:
+    from .data import create_dataset
+    from .interpreters.rts_train import RtsTrainConfig, train_rts
+    from .models.train import stack_dataset
+    from .models.zoo import create_model
+
+    model = create_model(args.model, weights=args.weights)
+    ds = create_dataset(args.dataset, split="train", root=args.root)
+    x, y = stack_dataset(ds, args.limit)
+    defaults = RtsTrainConfig()
+    cfg = RtsTrainConfig(steps=args.steps or defaults.steps, batch_size=args.batch_size or defaults.batch_size,
+                         seed=args.seed if args.seed is not None else defaults.seed)
+    command = "doublecross " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    meta = train_rts(model, x, y, args.out, cfg, overwrite=args.force,
+                     progress=False if args.quiet else None, command=command)
+    print(f"wrote {args.out}: loss {meta['loss_first']:.3f} -> {meta['loss_last']:.3f} "
+          f"in {meta['steps']} steps, {meta['train_time_s']:.0f} s")
+    return 0
+
+
+def cmd_evaluate_interpreters(args: argparse.Namespace) -> int:
+    from .data import create_dataset
+    from .interpreters import create_interpreter
+    from .interpreters.faithfulness import evaluate_interpreters
+    from .models.zoo import create_model
+
+    ds = create_dataset("scenes", split="test")
+    n = min(args.limit, len(ds))
+    items = [ds[i] for i in range(n)]
+    import torch
+
+    x = torch.stack([it[0] for it in items])
+    y = torch.tensor([it[1] for it in items])
+    masks = torch.stack([it[2] for it in items])
+    print(f"Benign maps vs ground-truth object masks, scenes test split, first {n} images "
+          "(IoU of the top-k% map pixels, k = object area; pointing game, 4 px tolerance)")
+    print(f"{'model':<16} {'interpreter':<12} {'IoU':>14} {'pointing':>9}")
+    for model_name in args.models.split(","):
+        model = create_model(model_name)
+        interps = {}
+        for name in args.interpreters.split(","):
+            kw = {"steps": args.mask_steps} if name == "mask" else {}
+            interps[name] = create_interpreter(name, model, **kw)
+        for row in evaluate_interpreters(model, interps, x, y, masks, batch_size=args.batch_size):
+            print(f"{model_name:<16} {row['interpreter']:<12} {row['iou']:>7.3f} ± {row['iou_sem']:.3f} {row['pointing']:>9.3f}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="doublecross", description="ADV²: attack a classifier and its interpreter at once.")
     p.add_argument("-v", "--verbose", action="store_true", help="log progress messages")
@@ -123,6 +171,28 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--limit", type=int)
     s.add_argument("--batch-size", type=int, default=256)
     s.set_defaults(func=cmd_evaluate)
+
+    s = sub.add_parser("train-rts", help="train the RTS masking network for a classifier")
+    s.add_argument("--model", default="scenes-resnet", help=f"one of {MODELS.names()} or a checkpoint path")
+    s.add_argument("--weights", help="weights file for the model")
+    s.add_argument("--dataset", default="scenes", choices=DATASETS.names())
+    s.add_argument("--root", help="dataset folder")
+    s.add_argument("--limit", type=int, help="use only the first N training images")
+    s.add_argument("--steps", type=int)
+    s.add_argument("--batch-size", type=int)
+    s.add_argument("--seed", type=int)
+    s.add_argument("--out", required=True, help="RTS checkpoint path to write")
+    s.add_argument("--force", action="store_true", help="overwrite an existing checkpoint")
+    s.add_argument("--quiet", action="store_true", help="no progress bar")
+    s.set_defaults(func=cmd_train_rts)
+
+    s = sub.add_parser("evaluate-interpreters", help="localisation of benign maps vs ground-truth masks (scenes)")
+    s.add_argument("--models", default="scenes-resnet,scenes-densenet")
+    s.add_argument("--interpreters", default="grad,cam,mask,rts")
+    s.add_argument("--limit", type=int, default=200)
+    s.add_argument("--mask-steps", type=int, default=300)
+    s.add_argument("--batch-size", type=int, default=50)
+    s.set_defaults(func=cmd_evaluate_interpreters)
     return p
 
 

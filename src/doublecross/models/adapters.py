@@ -27,17 +27,45 @@ class Adapter:
         accepts: predicate on the raw network.
         features: ``(net, x_normalised) -> A`` with ``A`` of shape (B, K, h, w), post-ReLU.
         linear: ``net -> nn.Linear`` mapping the pooled K features to the logits.
+        stages: ``(net, x_normalised) -> [F_1, ..., F_n]``, the last feature map of each
+            resolution from fine to coarse; ``F_n`` is ``A`` (what RTS's decoder reads).
     """
 
     name: str
     accepts: Callable[[nn.Module], bool]
     features: Callable[[nn.Module, torch.Tensor], torch.Tensor]
     linear: Callable[[nn.Module], nn.Linear]
+    stages: Callable[[nn.Module, torch.Tensor], list[torch.Tensor]]
 
 
-def _resnet_features(net: nn.Module, x: torch.Tensor) -> torch.Tensor:
+def _per_resolution(x: torch.Tensor, modules: list[nn.Module]) -> list[torch.Tensor]:
+    """Run ``modules`` in order, keeping the last output at each spatial resolution."""
+    outs: list[torch.Tensor] = []
+    for m in modules:
+        x = m(x)
+        if outs and outs[-1].shape[-2:] == x.shape[-2:]:
+            outs[-1] = x
+        else:
+            outs.append(x)
+    return outs
+
+
+def _resnet_stages(net: nn.Module, x: torch.Tensor) -> list[torch.Tensor]:
     x = net.maxpool(net.relu(net.bn1(net.conv1(x))))
-    return net.layer4(net.layer3(net.layer2(net.layer1(x))))
+    return _per_resolution(x, [net.layer1, net.layer2, net.layer3, net.layer4])
+
+
+def _small_stages(net: nn.Module, x: torch.Tensor) -> list[torch.Tensor]:
+    first = [net.stem] if hasattr(net, "stem") else []
+    outs = _per_resolution(x, first + list(net.body))
+    outs[-1] = F.relu(outs[-1]) if isinstance(net, SmallDenseNet) else outs[-1]
+    return outs
+
+
+def _densenet_stages(net: nn.Module, x: torch.Tensor) -> list[torch.Tensor]:
+    outs = _per_resolution(x, list(net.features))
+    outs[-1] = F.relu(outs[-1])
+    return outs
 
 
 def _is_torchvision(cls_name: str) -> Callable[[nn.Module], bool]:
@@ -49,12 +77,13 @@ def _is_torchvision(cls_name: str) -> Callable[[nn.Module], bool]:
 
 ADAPTERS: list[Adapter] = [
     Adapter("small", lambda n: isinstance(n, (SmallResNet, SmallDenseNet)),
-            lambda n, x: n.features(x), lambda n: n.fc),
-    Adapter("torchvision-resnet", _is_torchvision("ResNet"), _resnet_features, lambda n: n.fc),
+            lambda n, x: n.features(x), lambda n: n.fc, _small_stages),
+    Adapter("torchvision-resnet", _is_torchvision("ResNet"),
+            lambda n, x: _resnet_stages(n, x)[-1], lambda n: n.fc, _resnet_stages),
     # torchvision's DenseNet applies F.relu(..., inplace=True) after `features`; we apply it
     # ourselves, out of place (spec §2.3).
     Adapter("torchvision-densenet", _is_torchvision("DenseNet"),
-            lambda n, x: F.relu(n.features(x)), lambda n: n.classifier),
+            lambda n, x: F.relu(n.features(x)), lambda n: n.classifier, _densenet_stages),
 ]
 
 

@@ -27,7 +27,7 @@ def save_checkpoint(path: str, state_dict: dict[str, torch.Tensor], meta: dict[s
     missing = [k for k in REQUIRED_META if k not in meta]
     if missing:
         raise ValueError(f"checkpoint metadata lacks {missing}")
-    json.dumps(meta)  # raises TypeError for non-JSON-able values
+    meta = json.loads(json.dumps(meta))  # plain types only (TypeError otherwise): weights_only-safe
     if os.path.exists(path) and not overwrite:
         raise FileExistsError(f"{path} exists; pass overwrite=True (CLI: --force) to replace it")
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)

@@ -1,7 +1,7 @@
 """Training of our own classifiers (``doublecross train``): seeded, with progress, checkpointed.
 
 SGD with Nesterov momentum and a one-cycle learning-rate schedule, random horizontal flips,
-cross-entropy; the test accuracy is measured at the end and stored in the checkpoint metadata.
+optional Gaussian-noise augmentation (per-image σ ~ U(0, noise_std)), cross-entropy; the test accuracy is measured at the end and stored in the checkpoint metadata.
 """
 
 from __future__ import annotations
@@ -37,6 +37,7 @@ class TrainConfig:
     batch_size: int = field(default=128, metadata={"min": 1})
     lr: float = field(default=0.1, metadata={"min": 0.0})
     weight_decay: float = field(default=5e-4, metadata={"min": 0.0})
+    noise_std: float = field(default=0.0, metadata={"min": 0.0})
     seed: int = 0
     root: str | None = None
     train_count: int | None = None
@@ -111,6 +112,9 @@ def train(cfg: TrainConfig, out: str, overwrite: bool = False, progress: bool | 
             x, y = x_train[idx], y_train[idx]
             flip = torch.rand(len(idx), generator=gen) < 0.5
             x = torch.where(flip.view(-1, 1, 1, 1), x.flip(3), x)
+            if cfg.noise_std > 0:  # per-image sigma ~ U(0, noise_std): smoother, more local gradients
+                sigma = torch.rand(len(idx), 1, 1, 1, generator=gen) * cfg.noise_std
+                x = (x + sigma * torch.randn(x.shape, generator=gen)).clamp(0, 1)
             loss = F.cross_entropy(net((x - mean) / std), y)
             opt.zero_grad(set_to_none=True)
             loss.backward()
@@ -131,7 +135,7 @@ def train(cfg: TrainConfig, out: str, overwrite: bool = False, progress: bool | 
         "dataset": cfg.dataset, "accuracy": acc, "test_size": len(x_test), "seed": cfg.seed,
         "epochs": cfg.epochs, "train_time_s": round(train_time, 1),
         "threads": torch.get_num_threads(), "command": command or "",
-        "torch": torch.__version__, "doublecross": __version__,
+        "torch": str(torch.__version__), "doublecross": __version__,
     }
     save_checkpoint(out, net.state_dict(), meta, overwrite=overwrite)
     return meta

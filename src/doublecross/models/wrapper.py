@@ -128,6 +128,12 @@ class Classifier(nn.Module):
         feats = adapter.features(self.net, self.normalise(x))
         return feats, adapter.linear(self.net)(feats.mean(dim=(2, 3)))
 
+    def stages_and_logits(self, x: torch.Tensor) -> tuple[list[torch.Tensor], torch.Tensor]:
+        """One pass giving the per-resolution feature maps (fine -> coarse, last = ``A``) and logits."""
+        adapter = self._require_adapter()
+        stages = adapter.stages(self.net, self.normalise(x))
+        return stages, adapter.linear(self.net)(stages[-1].mean(dim=(2, 3)))
+
     @property
     def num_classes(self) -> int | None:
         if self.adapter is not None:

@@ -1,0 +1,51 @@
+"""The embedded checkpoints: loadable with no argument, accurate, interpretable."""
+
+import os
+
+import pytest
+import torch
+
+from doublecross.cli import main
+from doublecross.data.scenes import ScenesDataset
+from doublecross.interpreters import create_interpreter
+from doublecross.interpreters.faithfulness import evaluate_interpreters
+from doublecross.models import create_model
+from doublecross.models.train import accuracy, stack_dataset
+from doublecross.models.zoo import embedded_checkpoint
+
+
+@pytest.fixture(scope="module")
+def test_split():
+    return stack_dataset(ScenesDataset("test"))
+
+
+@pytest.mark.parametrize("name, bar", [("scenes-resnet", 0.95), ("scenes-densenet", 0.90)])
+def test_embedded_accuracy_meets_the_bar(name, bar, test_split):
+    path = embedded_checkpoint(name)
+    assert os.path.getsize(path) <= 5 * 2**20
+    model = create_model(name)
+    acc = accuracy(model, *test_split)
+    assert acc >= bar, f"{name}: {acc:.4f} < {bar}"
+    assert acc == pytest.approx(model.meta["accuracy"], abs=1e-9)  # the recorded figure is reproduced
+
+
+def test_list_models_shows_embedded(capsys):
+    assert main(["list", "models"]) == 0
+    out = capsys.readouterr().out
+    assert "scenes-resnet" in out and "scenes-densenet" in out and out.count("[embedded]") == 2
+
+
+@pytest.mark.parametrize("name", ["scenes-resnet", "scenes-densenet"])
+def test_interpreters_beat_the_centred_blob(name, scene_batch):
+    ds = ScenesDataset("test", size=48)
+    items = [ds[i] for i in range(48)]
+    x = torch.stack([i[0] for i in items])
+    y = torch.tensor([i[1] for i in items])
+    masks = torch.stack([i[2] for i in items])
+    model = create_model(name)
+    interps = {n: create_interpreter(n, model) for n in ("grad", "cam", "rts", "mask")}
+    rows = {r["interpreter"]: r for r in evaluate_interpreters(model, interps, x, y, masks, batch_size=48)}
+    blob = rows.pop("centre-blob")
+    for n, r in rows.items():
+        assert r["iou"] > blob["iou"], (n, r, blob)
+        assert r["pointing"] >= blob["pointing"], (n, r, blob)
