@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import shlex
 import sys
 from collections.abc import Callable, Sequence
@@ -17,6 +18,7 @@ log = logging.getLogger("doublecross")
 
 
 def _registries() -> dict[str, Callable[[], list[tuple[str, str]]]]:
+    from .attacks import ATTACKS
     from .interpreters import INTERPRETERS
 
     def models() -> list[tuple[str, str]]:
@@ -40,7 +42,7 @@ def _registries() -> dict[str, Callable[[], list[tuple[str, str]]]]:
         "architectures": lambda: [(e.name, e.summary) for e in ARCHITECTURES.entries()],
         "datasets": lambda: [(e.name, e.summary) for e in DATASETS.entries()],
         "interpreters": lambda: [(e.name, e.summary) for e in INTERPRETERS.entries()],
-        "attacks": lambda: [],
+        "attacks": lambda: [(e.name, e.summary) for e in ATTACKS.entries()],
         "presets": presets,
     }
 
@@ -138,6 +140,43 @@ def cmd_evaluate_interpreters(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_attack(args: argparse.Namespace) -> int:
+    import time
+
+    from .experiments.job import JobConfig
+    from .experiments.runner import run_job
+    from .report import build_report
+
+    overrides = {"model": args.model, "weights": args.weights, "dataset": args.dataset, "images": args.images,
+                 "limit": args.limit, "batch_size": args.batch_size, "seed": args.seed, "preset": args.preset,
+                 "target_map": args.target_map, "device": args.device}
+    if args.interpreter:
+        overrides["interpreters"] = tuple(n for part in args.interpreter for n in part.split(",") if n)
+    defaults = JobConfig()
+    if args.model and not args.preset and args.model != defaults.model:
+        raise ConfigError(f"--model {args.model} needs a --preset (e.g. one of the attack presets in `doublecross list presets`)")
+    cfg = JobConfig.from_dict({k: v for k, v in overrides.items() if v is not None})
+    out = args.out or os.path.join("runs", time.strftime("attack-%Y%m%d-%H%M%S"))
+    manifest = run_job(cfg, out, resume=args.resume, progress=False if args.quiet else None)
+    from .models.zoo import create_model
+
+    names = create_model(cfg.model, weights=cfg.weights).classes
+    table, _ = build_report(out, names)
+    print(f"doublecross attack: {cfg.model}, {manifest['images']} images, preset {cfg.preset}, "
+          f"target map {cfg.target_map}, {manifest['wall_time_s']:.0f} s")
+    print(table)
+    print(f"results in {out}/ (summary.csv, grid_*.png, report.html, results.sqlite)")
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from .report import build_report
+
+    table, _ = build_report(args.run)
+    print(table)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="doublecross", description="ADV²: attack a classifier and its interpreter at once.")
     p.add_argument("-v", "--verbose", action="store_true", help="log progress messages")
@@ -171,6 +210,29 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--limit", type=int)
     s.add_argument("--batch-size", type=int, default=256)
     s.set_defaults(func=cmd_evaluate)
+
+    from .data.targets import TARGET_MAP_MODES
+
+    s = sub.add_parser("attack", help="PGD and ADV² against interpreters; writes a run directory with a report")
+    s.add_argument("--model", help=f"one of {MODELS.names()} (default scenes-resnet)")
+    s.add_argument("--weights", help="weights file for the model")
+    s.add_argument("--dataset", choices=DATASETS.names(), help="default scenes (test split)")
+    s.add_argument("--images", help="a folder of your images to attack instead of a dataset")
+    s.add_argument("--interpreter", action="append", help="grad, cam, mask, rts (repeat or comma-separate)")
+    s.add_argument("--preset", help="attack preset (default scenes-resnet)")
+    s.add_argument("--limit", type=int, help="number of correctly classified images (default 8)")
+    s.add_argument("--batch-size", type=int)
+    s.add_argument("--seed", type=int)
+    s.add_argument("--device", help="cpu (default) or cuda")
+    s.add_argument("--target-map", choices=TARGET_MAP_MODES)
+    s.add_argument("--out", help="run directory (default runs/attack-<time>)")
+    s.add_argument("--resume", action="store_true", help="continue an interrupted run in --out")
+    s.add_argument("--quiet", action="store_true", help="no progress bars")
+    s.set_defaults(func=cmd_attack)
+
+    s = sub.add_parser("report", help="regenerate summary.csv, grids and report.html of a run directory")
+    s.add_argument("run")
+    s.set_defaults(func=cmd_report)
 
     s = sub.add_parser("train-rts", help="train the RTS masking network for a classifier")
     s.add_argument("--model", default="scenes-resnet", help=f"one of {MODELS.names()} or a checkpoint path")

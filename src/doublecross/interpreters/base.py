@@ -89,6 +89,11 @@ class Interpreter(nn.Module):
     """
 
     name: str = "interpreter"
+    #: How ADV² checks candidates: ``"cheap"`` from the step's own forward at x, or ``"exact"``
+    #: by re-evaluating Q(x) with the evaluation interpreter every ``check_every`` steps.
+    selection: str = "cheap"
+    #: Which ADV² attack fits this interpreter (a key of ``attacks.ATTACKS``).
+    attack_kind: str = "adv2"
 
     def __init__(self, model: Classifier) -> None:
         super().__init__()
@@ -107,6 +112,10 @@ class Interpreter(nn.Module):
     def interpret(self, x: torch.Tensor, t: torch.Tensor, state: Any, graph: bool) -> Interpretation:
         """Compute logits and map; keep the graph to ``x`` when ``graph`` is true."""
         raise NotImplementedError
+
+    def attack_terms(self, out: Interpretation, t: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Interpreter-specific ADV² loss terms ``{name: (B,)}``, weighted by the attack config."""
+        return {}
 
     def forward(self, x: torch.Tensor, target: Target, state: Any = None) -> Interpretation:
         """Logits, map (B, 1, h, w) in [0, 1] and state; differentiable whenever grad is enabled."""

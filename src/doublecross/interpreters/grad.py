@@ -42,6 +42,7 @@ class GradInterpreter(Interpreter):
     """
 
     name = "grad"
+    selection = "exact"  # the graph map uses the surrogate; candidates are judged on the true map
 
     def __init__(self, model: Classifier, signal: str = "ce", tau: float = DEFAULT_TAU) -> None:
         super().__init__(model)

@@ -84,6 +84,7 @@ class MaskInterpreter(Interpreter):
     """
 
     name = "mask"
+    attack_kind = "adv2-bilevel"  # the map solves an inner problem (spec §4.7)
 
     def __init__(self, model: Classifier, steps: int = 300, lr: float = 0.1, unroll: int = 4,
                  seed: int = 0, normalise: str = "none", l1: float = 1e-4, tv: float = 1e-2,
@@ -131,12 +132,18 @@ class MaskInterpreter(Interpreter):
         return c["l1"] * (1 - m).abs().flatten(1).sum(1) + c["tv"] * tv_beta(m, self.beta) + prob
 
     def run(self, x: torch.Tensor, t: torch.Tensor, state: MaskState | None, steps: int,
-            unroll: int, generator: torch.Generator) -> MaskState:
-        """``steps`` plain Adam steps then ``unroll`` steps with a graph to ``x``."""
+            unroll: int, generator: torch.Generator, keep_state_graph: bool = False) -> MaskState:
+        """``steps`` plain Adam steps then ``unroll`` steps with a graph to ``x``.
+
+        ``keep_state_graph`` continues the graph of an incoming (unrolled) state instead of
+        detaching it, so successive calls chain their unrolled steps.
+        """
         if state is None:
             m0 = torch.full((x.shape[0], 1, *self.native_size(*x.shape[-2:])), 0.5, device=x.device, dtype=x.dtype)
             state = MaskState(m0, AdamState.zeros_like(m0))
-        m, adam = state.m.detach(), state.adam.detach()
+        if not keep_state_graph:
+            state = state.detach()
+        m, adam = state.m, state.adam
         up, blurred, c = self.prepare(x)
         j = int(c["jitter"])
         up_plain, blurred_plain = up.detach(), blurred.detach()

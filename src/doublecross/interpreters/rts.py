@@ -140,6 +140,10 @@ class RtsInterpreter(Interpreter):
     def native_size(self, height: int, width: int) -> tuple[int, int]:
         return height // RTS_STRIDE, width // RTS_STRIDE
 
+    def attack_terms(self, out: Interpretation, t: torch.Tensor) -> dict[str, torch.Tensor]:
+        """``encoder``: CE of the encoder logits (λ2 in the paper; z_E = z here, spec §4.6)."""
+        return {"encoder": F.cross_entropy(out.aux["encoder_logits"], t, reduction="none")}
+
     def interpret(self, x: torch.Tensor, t: torch.Tensor, state: Any, graph: bool) -> Interpretation:
         stages, logits = encoder_stages(self.model, x)
         mask, exists = self.net(stages, t, self.kappa)

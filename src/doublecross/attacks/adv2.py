@@ -1,0 +1,129 @@
+"""ADV² with PGD (Zhang et al. 2020, arXiv:1812.00891, spec §4.1-4.6) and the PGD baseline.
+
+    stage 1 (n_warm):  v ← project(step(v, ∇_v Σ_b [CE(z, t) + penalty]))
+    stage 2 (n_total): (z, map, aux) ← g(x, t) with graph     (one pass: logits and map)
+                       L = Σ_b [CE(z, t) + λ_k·ℓint(map, m_t) + Σ_i w_i·term_i + penalty]
+                       select(x);  v ← project(step(v, ∇_v L))
+
+PGD is the same loop with λ = 0 and no interpreter (``n_warm`` steps, then ``n_total``): it
+returns the last iterate. ADV² keeps, per sample, the successful candidate whose evaluation map is
+closest to m_t: checked from the step's own forward (``selection = "cheap"``: CAM, RTS) or by
+re-evaluating Q(x) every ``check_every`` steps (``"exact"``: GRAD's true-ReLU map).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from ..interpreters.base import Interpreter
+from ..models.wrapper import Classifier
+from . import ATTACKS
+from .base import Attack
+from .config import AttackConfig
+from .losses import ce_loss, map_loss
+
+
+class Selector:
+    """Per-sample best successful candidate (smallest ℓint to the target map)."""
+
+    def __init__(self, x0: torch.Tensor, attack: Attack) -> None:
+        self.best = x0.clone()
+        self.dist = torch.full((x0.shape[0],), float("inf"), device=x0.device)
+        self.found = torch.zeros(x0.shape[0], dtype=torch.bool, device=x0.device)
+        self.attack = attack
+
+    def offer(self, x: torch.Tensor, logits: torch.Tensor, amap: torch.Tensor, t: torch.Tensor,
+              target_map: torch.Tensor) -> None:
+        ok = self.attack.is_success(logits.detach(), t)
+        d = map_loss(amap.detach(), target_map, "mean")
+        better = ok & (d < self.dist)
+        self.best[better] = x.detach()[better]
+        self.dist[better] = d[better]
+        self.found |= ok
+
+    def result(self, last: torch.Tensor) -> torch.Tensor:
+        """The best successful candidate, or the last iterate where none succeeded."""
+        return torch.where(self.found.view(-1, 1, 1, 1), self.best, last.detach())
+
+
+def _grad(loss: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+    (g,) = torch.autograd.grad(loss, v)
+    return g
+
+
+class Adv2PGD(Attack):
+    """ADV²-PGD against GRAD, CAM and RTS (and any interpreter with ``attack_kind = "adv2"``)."""
+
+    name = "adv2"
+
+    def warm_start(self, model: Classifier, x0: torch.Tensor, t: torch.Tensor, v: torch.Tensor,
+                   steps: int) -> torch.Tensor:
+        """``steps`` threat steps on the prediction loss (+ the threat's penalty) alone."""
+        th = self.threat
+        for k in range(steps):
+            v = v.detach().requires_grad_(True)
+            loss = (ce_loss(model(th.apply(x0, v)), t) + th.penalty(v)).sum()
+            v = th.project(x0, th.step(v.detach(), _grad(loss, v), k))
+        return v.detach()
+
+    def run(self, model: Classifier, interpreter: Interpreter | None, x0: torch.Tensor, t: torch.Tensor,
+            target_map: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor, list[dict[str, Any]]]:
+        cfg, th = self.config, self.threat
+        assert interpreter is not None and target_map is not None
+        v = self.warm_start(model, x0, t, th.init(x0), cfg.n_warm)
+        sel = Selector(x0, self)
+        history: list[dict[str, Any]] = []
+        for k in range(cfg.n_total):
+            v = v.detach().requires_grad_(True)
+            x = th.apply(x0, v)
+            out = interpreter(x, t)
+            dist = map_loss(out.map, target_map, cfg.reduction)
+            loss = ce_loss(out.logits, t) + cfg.lam_at(k) * dist + th.penalty(v)
+            for name, term in interpreter.attack_terms(out, t).items():
+                loss = loss + float(cfg.extra.get(name, 0.0)) * term
+            g = _grad(loss.sum(), v)
+            if interpreter.selection == "cheap":
+                sel.offer(x, out.logits, out.map, t, target_map)
+            elif k % cfg.check_every == 0:
+                self._exact_check(sel, interpreter, x0, x, t, target_map)
+            if self.history_every and k % self.history_every == 0:
+                history.append({"step": k, "loss": float(loss.sum()), "int": float(dist.mean()),
+                                "success": float(self.is_success(out.logits.detach(), t).float().mean()),
+                                "zero_grad": float((g == 0).float().mean())})
+            v = th.project(x0, th.step(v.detach(), g, k))
+        last = th.apply(x0, v.detach())
+        self._exact_check(sel, interpreter, x0, last, t, target_map)
+        return sel.result(last), last, history
+
+    def _exact_check(self, sel: Selector, interpreter: Interpreter, x0: torch.Tensor, x: torch.Tensor,
+                     t: torch.Tensor, target_map: torch.Tensor) -> None:
+        xq = self.threat.quantise(x0, x.detach())
+        ev = interpreter.explain(xq, t)
+        sel.offer(x, ev.logits, ev.map, t, target_map)
+
+
+class PGD(Adv2PGD):
+    """Targeted PGD (prediction loss only) -- ADV² with λ = 0 and no interpreter; last iterate."""
+
+    name = "pgd"
+    uses_interpreter = False
+
+    def run(self, model: Classifier, interpreter: Interpreter | None, x0: torch.Tensor, t: torch.Tensor,
+            target_map: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor, list[dict[str, Any]]]:
+        v = self.warm_start(model, x0, t, self.threat.init(x0), self.config.n_warm + self.config.n_total)
+        last = self.threat.apply(x0, v)
+        return last, last, []
+
+
+@ATTACKS.register("pgd")
+def create_pgd(threat, config: AttackConfig, **kw: Any) -> PGD:  # type: ignore[no-untyped-def]
+    """Targeted PGD baseline: CE only, last iterate (= ADV² with λ = 0)."""
+    return PGD(threat, config, **kw)
+
+
+@ATTACKS.register("adv2")
+def create_adv2(threat, config: AttackConfig, **kw: Any) -> Adv2PGD:  # type: ignore[no-untyped-def]
+    """ADV²: warm start on CE, then CE + λ·ℓint (+ interpreter terms), best-map selection."""
+    return Adv2PGD(threat, config, **kw)

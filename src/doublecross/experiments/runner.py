@@ -1,0 +1,204 @@
+"""The main job: PGD and ADV² against each interpreter on a set of images, stored and reported.
+
+Flow: resolve the config -> load model and data -> attack set (correctly classified images,
+in dataset order) -> seeded target classes -> per batch: one PGD unit (its input serves every
+interpreter) and one ADV² unit per interpreter -> result store -> summary, table, grids, HTML.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import platform
+import subprocess
+import sys
+import time
+from typing import Any
+
+import torch
+import yaml
+from tqdm import tqdm
+
+from .. import __version__
+from ..attacks import ATTACKS
+from ..attacks.presets import load_attack_preset
+from ..config import ConfigError, to_dict
+from ..data import create_dataset
+from ..data.targets import random_target_classes, shape_maps
+from ..interpreters import create_interpreter
+from ..interpreters.faithfulness import topk_mask_iou
+from ..metrics import map_metrics, target_confidence
+from ..models.zoo import create_model
+from ..threats import THREATS
+from .job import JobConfig
+from .store import ResultStore
+
+log = logging.getLogger(__name__)
+
+
+def git_revision() -> str:
+    try:
+        here = os.path.dirname(os.path.abspath(__file__))
+        return subprocess.run(["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True,
+                              timeout=5).stdout.strip() or "unknown"
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def prepare_run_dir(out: str, cfg: JobConfig, resume: bool) -> None:
+    """Create ``out`` (refusing to reuse one silently) or check it matches ``cfg`` on resume."""
+    cfg_path = os.path.join(out, "config.yaml")
+    if os.path.exists(out) and os.listdir(out):
+        if not resume:
+            raise FileExistsError(f"run directory {out} exists; pass --resume to continue it or choose another --out")
+        if not os.path.isfile(cfg_path):
+            raise FileExistsError(f"{out} is not a doublecross run directory (no config.yaml)")
+        with open(cfg_path) as fh:
+            saved = yaml.safe_load(fh)
+        if saved != to_dict(cfg):
+            diff = sorted(k for k in saved if saved.get(k) != to_dict(cfg).get(k))
+            raise ConfigError(f"cannot resume {out}: the configuration differs in {diff}")
+        return
+    os.makedirs(out, exist_ok=True)
+    with open(cfg_path, "w") as fh:
+        yaml.safe_dump(to_dict(cfg), fh, sort_keys=False)
+
+
+def attack_set(cfg: JobConfig, model: Any) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None, list[str]]:
+    """The first ``limit`` correctly classified images: (x, y, object masks or None, class names)."""
+    if cfg.images:
+        ds = create_dataset("folder", root=cfg.images, image_size=(model.input_size or (224, 224))[0])
+    else:
+        ds = create_dataset(cfg.dataset, split="test")
+    xs, ys, ms = [], [], []
+    for i in range(len(ds)):
+        item = ds[i]
+        x = item[0][None]
+        with torch.no_grad():
+            pred = int(model(x.to(model.mean.device)).argmax(1))
+        y = int(item[1]) if int(item[1]) >= 0 else pred  # unlabelled images: the prediction is the label
+        if pred == y:
+            xs.append(item[0])
+            ys.append(y)
+            ms.append(item[2] if len(item) > 2 else None)
+        if len(xs) == cfg.limit:
+            break
+    if not xs:
+        raise ValueError("no correctly classified image to attack")
+    masks = torch.stack(ms) if all(m is not None for m in ms) else None
+    names = list(model.classes) if model.classes else [str(i) for i in range(model.num_classes)]
+    return torch.stack(xs), torch.tensor(ys), masks, names
+
+
+def target_maps(mode: str, interp: Any, x: torch.Tensor, y: torch.Tensor, t: torch.Tensor,
+                pool: tuple[torch.Tensor, torch.Tensor], gen: torch.Generator) -> torch.Tensor:
+    """m_t for a batch in the given mode (benign / class-exemplar / shape)."""
+    if mode == "benign":
+        return interp.explain(x, y).map
+    h, w = interp.native_size(*x.shape[-2:])
+    if mode == "shape":
+        return shape_maps(len(x), (h, w), x.shape[-1], gen).to(x.device)
+    px, py = pool
+    picks = []
+    for c in t.tolist():
+        idx = (py == c).nonzero().flatten()
+        if len(idx) == 0:
+            raise ValueError(f"class-exemplar targets need a correctly classified image of class {c}")
+        picks.append(int(idx[torch.randint(len(idx), (), generator=gen)]))
+    return interp.explain(px[picks].to(x.device), t).map
+
+
+def run_job(cfg: JobConfig, out: str, resume: bool = False, progress: bool | None = None) -> dict[str, Any]:
+    """Run (or resume) the attack job into ``out``; return the manifest."""
+    prepare_run_dir(out, cfg, resume)
+    show = (sys.stderr.isatty() if progress is None else progress)
+    t_start = time.time()
+    torch.manual_seed(cfg.seed)
+    device = torch.device(cfg.device)
+    preset = load_attack_preset(cfg.preset)
+    model = create_model(cfg.model, weights=cfg.weights).to(device)
+    threat = THREATS.create("linf", **preset.threat)
+    x_all, y_all, m_all, names = attack_set(cfg, model)
+    gen = torch.Generator().manual_seed(cfg.seed)
+    t_all = random_target_classes(y_all, model.num_classes, gen)
+    interps = {n: create_interpreter(n, model, **preset.interpreter_options.get(n, {})) for n in cfg.interpreters}
+    store = ResultStore(os.path.join(out, "results.sqlite"))
+    n_batches = -(-len(x_all) // cfg.batch_size)
+    bar = tqdm(total=n_batches * (1 + len(interps)), disable=not show, desc="attack")
+    try:
+        for b in range(n_batches):
+            sl = slice(b * cfg.batch_size, (b + 1) * cfg.batch_size)
+            x, y, t = x_all[sl].to(device), y_all[sl].to(device), t_all[sl].to(device)
+            masks = m_all[sl] if m_all is not None else None
+            if not store.done(b, "pgd"):
+                _pgd_unit(store, b, model, threat, preset, x, y, t, cfg)
+            bar.update(1)
+            for name, interp in interps.items():
+                unit = f"adv2-{name}"
+                if not store.done(b, unit):
+                    bar.set_postfix(unit=unit, batch=b)
+                    unit_gen = torch.Generator().manual_seed(cfg.seed * 1000 + b)
+                    _adv2_unit(store, b, unit, model, interp, threat, preset, x, y, t, masks,
+                               (x_all, y_all), cfg, unit_gen)
+                bar.update(1)
+    finally:
+        bar.close()
+        seconds = store.unit_seconds()
+        store.close()
+    manifest = {"seed": cfg.seed, "doublecross": __version__, "torch": str(torch.__version__),
+                "python": platform.python_version(), "platform": platform.platform(), "git_revision": git_revision(),
+                "device": str(device), "threads": torch.get_num_threads(), "images": len(x_all),
+                "wall_time_s": round(time.time() - t_start, 2), "unit_seconds": seconds,
+                "preset": cfg.preset, "threat": threat.config()}
+    with open(os.path.join(out, "manifest.json"), "w") as fh:
+        json.dump(manifest, fh, indent=2)
+    return manifest
+
+
+def _pgd_unit(store: ResultStore, b: int, model: Any, threat: Any, preset: Any, x: torch.Tensor,
+              y: torch.Tensor, t: torch.Tensor, cfg: JobConfig) -> None:
+    t0 = time.time()
+    res = ATTACKS.create("pgd", threat=threat, config=preset.pgd)(model, x, t)
+    conf = target_confidence(res.logits, t)
+    rows = [{"idx": b * cfg.batch_size + i, "interpreter": "", "method": "pgd",
+             "metrics": {"success": bool(res.success[i]), "confidence": float(conf[i]), "label": int(y[i]),
+                         "target": int(t[i]), "pred": int(res.logits[i].argmax()),
+                         "linf": float(res.size["linf"][i]), "l2_pert": float(res.size["l2"][i])}}
+            for i in range(len(x))]
+    store.write_unit(b, "pgd", time.time() - t0, rows, {"x": res.x_adv})
+
+
+def _adv2_unit(store: ResultStore, b: int, unit: str, model: Any, interp: Any, threat: Any, preset: Any,
+               x: torch.Tensor, y: torch.Tensor, t: torch.Tensor, masks: torch.Tensor | None,
+               pool: tuple[torch.Tensor, torch.Tensor], cfg: JobConfig, gen: torch.Generator) -> None:
+    t0 = time.time()
+    benign = interp.explain(x, y)
+    m_t = target_maps(cfg.target_map, interp, x, y, t, pool, gen)
+    acfg = preset.for_interpreter(interp.name)
+    attack = ATTACKS.create(interp.attack_kind, threat=threat, config=acfg, history_every=cfg.history_every,
+                            seed=cfg.seed)
+    res = attack(model, x, t, interp, m_t)
+    x_pgd = store.array(b, "pgd", "x").to(x.device)
+    pgd_ev = interp.explain(x_pgd, t)
+    pgd_success = attack.is_success(pgd_ev.logits, t)
+    rows = []
+    for method, amap, logits, success, xa in (("pgd", pgd_ev.map, pgd_ev.logits, pgd_success, x_pgd),
+                                               ("adv2", res.map, res.logits, res.success, res.x_adv)):
+        mets = map_metrics(amap, m_t)
+        if cfg.target_map != "benign":
+            mets.update({f"benign_{k}": v for k, v in map_metrics(amap, benign.map).items() if k in ("l1", "l2", "iou")})
+        conf = target_confidence(logits, t)
+        gt = topk_mask_iou(amap, masks) if masks is not None else None
+        d = (xa - x).flatten(1)
+        for i in range(len(x)):
+            m = {k: float(v[i]) for k, v in mets.items()}
+            m.update({"success": bool(success[i]), "confidence": float(conf[i]), "label": int(y[i]),
+                      "target": int(t[i]), "pred": int(logits[i].argmax()), "linf": float(d[i].abs().max()),
+                      "l2_pert": float(d[i].norm())})
+            if gt is not None:
+                m["gt_iou"] = float(gt[i])
+            rows.append({"idx": b * cfg.batch_size + i, "interpreter": interp.name, "method": method, "metrics": m})
+    arrays = {"x": x, "benign_map": benign.map, "target_map": m_t, "pgd_map": pgd_ev.map, "adv_map": res.map,
+              "adv_x": res.x_adv}
+    store.write_unit(b, unit, time.time() - t0, rows, {k: v.float().cpu() for k, v in arrays.items()})

@@ -1,0 +1,83 @@
+"""The result store: one SQLite file per run, written transactionally as each unit finishes.
+
+A *unit* is one (batch, attack) pair. Its per-sample rows and images are committed together
+with its ``units`` row, so a killed run resumes after the last finished unit and never redoes or
+loses one. Reports are derived from the store and can be regenerated at any time.
+"""
+
+from __future__ import annotations
+
+import io
+import sqlite3
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+import torch
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS units (batch INTEGER, unit TEXT, seconds REAL, finished REAL, PRIMARY KEY (batch, unit));
+CREATE TABLE IF NOT EXISTS samples (batch INTEGER, idx INTEGER, unit TEXT, interpreter TEXT, method TEXT,
+    metrics TEXT, PRIMARY KEY (batch, idx, unit, interpreter, method));
+CREATE TABLE IF NOT EXISTS arrays (batch INTEGER, unit TEXT, name TEXT, data BLOB, PRIMARY KEY (batch, unit, name));
+"""
+
+
+def _encode(t: torch.Tensor) -> bytes:
+    buf = io.BytesIO()
+    np.save(buf, t.detach().cpu().numpy(), allow_pickle=False)
+    return buf.getvalue()
+
+
+def _decode(b: bytes) -> torch.Tensor:
+    return torch.from_numpy(np.load(io.BytesIO(b), allow_pickle=False))
+
+
+class ResultStore:
+    """SQLite-backed store of finished units (see module doc)."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.db = sqlite3.connect(path)
+        self.db.executescript(SCHEMA)
+        self.db.commit()
+
+    def close(self) -> None:
+        self.db.close()
+
+    def done(self, batch: int, unit: str) -> bool:
+        return self.db.execute("SELECT 1 FROM units WHERE batch=? AND unit=?", (batch, unit)).fetchone() is not None
+
+    def write_unit(self, batch: int, unit: str, seconds: float, rows: list[dict[str, Any]],
+                   arrays: dict[str, torch.Tensor]) -> None:
+        """Store a finished unit atomically: its sample rows, arrays and completion mark."""
+        import json
+
+        with self.db:  # one transaction
+            for r in rows:
+                self.db.execute("INSERT OR REPLACE INTO samples VALUES (?, ?, ?, ?, ?, ?)",
+                                (batch, r["idx"], unit, r["interpreter"], r["method"], json.dumps(r["metrics"])))
+            for name, t in arrays.items():
+                self.db.execute("INSERT OR REPLACE INTO arrays VALUES (?, ?, ?, ?)", (batch, unit, name, _encode(t)))
+            self.db.execute("INSERT INTO units VALUES (?, ?, ?, ?)", (batch, unit, seconds, time.time()))
+
+    def array(self, batch: int, unit: str, name: str) -> torch.Tensor:
+        row = self.db.execute("SELECT data FROM arrays WHERE batch=? AND unit=? AND name=?", (batch, unit, name)).fetchone()
+        if row is None:
+            raise KeyError(f"no array {name!r} for batch {batch} unit {unit!r}")
+        return _decode(row[0])
+
+    def samples(self) -> Iterator[dict[str, Any]]:
+        import json
+
+        for batch, idx, unit, interp, method, metrics in self.db.execute(
+                "SELECT batch, idx, unit, interpreter, method, metrics FROM samples ORDER BY batch, idx"):
+            yield {"batch": batch, "idx": idx, "unit": unit, "interpreter": interp, "method": method,
+                   **json.loads(metrics)}
+
+    def unit_seconds(self) -> dict[str, float]:
+        out: dict[str, float] = {}
+        for unit, s in self.db.execute("SELECT unit, SUM(seconds) FROM units GROUP BY unit"):
+            out[unit] = s
+        return out
