@@ -39,5 +39,4 @@ def scene_batch() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """8 test scenes: images (8, 3, 64, 64), labels (8,), masks (8, 1, 64, 64)."""
     ds = ScenesDataset("test", size=8)
     items = [ds[i] for i in range(8)]
-    return (torch.stack([i[0] for i in items]), torch.tensor([i[1] for i in items]),
-            torch.stack([i[2] for i in items]))
+    return (torch.stack([i[0] for i in items]), torch.tensor([i[1] for i in items]), torch.stack([i[2] for i in items]))

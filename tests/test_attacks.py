@@ -18,7 +18,8 @@ def test_pgd_matches_torchattacks(tiny_resnet):
     ta = pytest.importorskip("torchattacks")
     x, t = _x(), torch.tensor([1, 2, 3, 4])
     ours = ATTACKS.create("pgd", threat=THREATS.create("linf"), config=AttackConfig(n_warm=0, n_total=10))(
-        tiny_resnet, x, t)
+        tiny_resnet, x, t
+    )
     ref = ta.PGD(tiny_resnet, eps=0.031, alpha=1 / 255, steps=10, random_start=False)
     ref.set_mode_targeted_by_label(quiet=True)
     theirs = ref(x, t)
@@ -31,7 +32,8 @@ def test_pgd_is_adv2_with_lambda_zero(tiny_resnet):
     pgd = ATTACKS.create("pgd", threat=th, config=AttackConfig(n_warm=0, n_total=12))(tiny_resnet, x, t)
     cam = create_interpreter("cam", tiny_resnet)
     adv = ATTACKS.create("adv2", threat=th, config=AttackConfig(n_warm=5, n_total=7, lam=0.0))(
-        tiny_resnet, x, t, cam, cam.explain(x, t).map)
+        tiny_resnet, x, t, cam, cam.explain(x, t).map
+    )
     torch.testing.assert_close(adv.last, pgd.last, atol=0, rtol=0)
 
 
@@ -46,7 +48,8 @@ def test_invariants(name, tiny_resnet):
     m_t = interp.explain(x, [0, 0, 0]).map
     cfg = AttackConfig(n_warm=2, n_total=3, lam=5.0, n_reset=2, n_step=1, n_plain=1, n_bs=2, check_every=1)
     res = ATTACKS.create(interp.attack_kind, threat=THREATS.create("linf"), config=cfg, history_every=1)(
-        tiny_resnet, x, t, interp, m_t)
+        tiny_resnet, x, t, interp, m_t
+    )
     assert torch.equal(x, x0)  # input untouched
     assert float((res.x_adv - x).abs().max()) <= 7 / 255 + 1e-6  # budget kept after quantisation
     assert torch.equal(res.x_adv, torch.round(res.x_adv * 255) / 255)

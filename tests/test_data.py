@@ -96,7 +96,9 @@ def test_fashion_mnist_missing_or_truncated(tmp_path):
         read_idx(str(tmp_path / "u"))
 
 
-@pytest.mark.skipif(not os.path.isdir("/usr/share/datasets/fashion-mnist"), reason="Debian's dataset-fashion-mnist not installed")
+@pytest.mark.skipif(
+    not os.path.isdir("/usr/share/datasets/fashion-mnist"), reason="Debian's dataset-fashion-mnist not installed"
+)
 def test_fashion_mnist_real_files():
     ds = create_dataset("fashion-mnist", split="test")
     assert len(ds) == 10000 and ds[0][0].shape == (3, 32, 32)

@@ -87,7 +87,7 @@ def test_batch_equals_singles_and_deterministic(name, model):
     interp = make(name, model)
     x, t = _x(4, seed=3), torch.tensor([0, 5, 9, 2])
     batch = interp.explain(x, t).map
-    singles = torch.cat([interp.explain(x[i:i + 1], int(t[i])).map for i in range(4)])
+    singles = torch.cat([interp.explain(x[i : i + 1], int(t[i])).map for i in range(4)])
     torch.testing.assert_close(batch, singles, atol=2e-5, rtol=1e-4)
     assert torch.equal(batch, interp.explain(x, t).map)
 

@@ -35,7 +35,9 @@ def test_iou_known_values_and_ties():
 
 def test_confidence_and_accumulator():
     logits = torch.tensor([[0.0, 0.0], [10.0, 0.0]])
-    torch.testing.assert_close(target_confidence(logits, torch.tensor([1, 0])), torch.tensor([0.5, 1 / (1 + math.exp(-10))]))
+    torch.testing.assert_close(
+        target_confidence(logits, torch.tensor([1, 0])), torch.tensor([0.5, 1 / (1 + math.exp(-10))])
+    )
     acc = Accumulator()
     acc.add(torch.tensor([True, False, True]), l1=torch.tensor([0.1, 0.9, 0.3]))
     s = acc.summary()

@@ -50,8 +50,15 @@ def test_small_models_too(tiny_resnet, tiny_densenet):
 def test_functional_and_inplace_calls_are_caught():
     z = torch.tensor([-1.0, -0.005, 0.0, 0.005, 2.0], dtype=torch.float64, requires_grad=True)
     expected = relu_surrogate_derivative(z.detach())
-    for fn in (F.relu, torch.relu, lambda t: t.relu(), lambda t: F.relu(t * 1, inplace=True),
-               lambda t: torch.relu_(t * 1), lambda t: (t * 1).relu_(), torch.nn.ReLU(inplace=True)):
+    for fn in (
+        F.relu,
+        torch.relu,
+        lambda t: t.relu(),
+        lambda t: F.relu(t * 1, inplace=True),
+        lambda t: torch.relu_(t * 1),
+        lambda t: (t * 1).relu_(),
+        torch.nn.ReLU(inplace=True),
+    ):
         with smooth_relu():
             out = fn(z)
         (g,) = torch.autograd.grad(out.sum(), z)

@@ -90,8 +90,15 @@ def test_densenet169_old_style_keys_from_hub_cache(fake_hub):
 
 def test_checkpoint_round_trip_and_no_silent_overwrite(tmp_path, tiny_resnet):
     path = str(tmp_path / "m.pt")
-    meta = {"arch": "small-resnet", "arch_kwargs": {"width": 8, "depth": 1}, "classes": list("abcdefghij"),
-            "mean": [0.5] * 3, "std": [0.25] * 3, "input_size": [64, 64], "accuracy": 0.5}
+    meta = {
+        "arch": "small-resnet",
+        "arch_kwargs": {"width": 8, "depth": 1},
+        "classes": list("abcdefghij"),
+        "mean": [0.5] * 3,
+        "std": [0.25] * 3,
+        "input_size": [64, 64],
+        "accuracy": 0.5,
+    }
     save_checkpoint(path, tiny_resnet.net.state_dict(), meta)
     with pytest.raises(FileExistsError, match="exists"):
         save_checkpoint(path, tiny_resnet.net.state_dict(), meta)

@@ -60,8 +60,15 @@ def cmd_list(args: argparse.Namespace) -> int:
 def cmd_train(args: argparse.Namespace) -> int:
     from .models.train import TrainConfig, train
 
-    overrides = {"arch": args.model, "dataset": args.dataset, "epochs": args.epochs,
-                 "batch_size": args.batch_size, "lr": args.lr, "seed": args.seed, "root": args.root}
+    overrides = {
+        "arch": args.model,
+        "dataset": args.dataset,
+        "epochs": args.epochs,
+        "batch_size": args.batch_size,
+        "lr": args.lr,
+        "seed": args.seed,
+        "root": args.root,
+    }
     if args.preset:
         cfg = TrainConfig.from_preset(args.preset, **overrides)
     else:
@@ -70,8 +77,10 @@ def cmd_train(args: argparse.Namespace) -> int:
         cfg = TrainConfig.from_dict({k: v for k, v in overrides.items() if v is not None})
     command = "doublecross " + " ".join(shlex.quote(a) for a in sys.argv[1:])
     meta = train(cfg, args.out, overwrite=args.force, progress=None if not args.quiet else False, command=command)
-    print(f"wrote {args.out}: test accuracy {meta['accuracy']:.4f} on {meta['test_size']} images, "
-          f"trained in {meta['train_time_s']:.0f} s")
+    print(
+        f"wrote {args.out}: test accuracy {meta['accuracy']:.4f} on {meta['test_size']} images, "
+        f"trained in {meta['train_time_s']:.0f} s"
+    )
     return 0
 
 
@@ -102,19 +111,26 @@ def cmd_train_rts(args: argparse.Namespace) -> int:
     ds = create_dataset(args.dataset, split="train", root=args.root)
     x, y = stack_dataset(ds, args.limit)
     defaults = RtsTrainConfig()
-    cfg = RtsTrainConfig(steps=args.steps or defaults.steps, batch_size=args.batch_size or defaults.batch_size,
-                         seed=args.seed if args.seed is not None else defaults.seed)
+    cfg = RtsTrainConfig(
+        steps=args.steps or defaults.steps,
+        batch_size=args.batch_size or defaults.batch_size,
+        seed=args.seed if args.seed is not None else defaults.seed,
+    )
     command = "doublecross " + " ".join(shlex.quote(a) for a in sys.argv[1:])
-    meta = train_rts(model, x, y, args.out, cfg, overwrite=args.force,
-                     progress=False if args.quiet else None, command=command)
-    print(f"wrote {args.out}: loss {meta['loss_first']:.3f} -> {meta['loss_last']:.3f} "
-          f"in {meta['steps']} steps, {meta['train_time_s']:.0f} s")
+    meta = train_rts(
+        model, x, y, args.out, cfg, overwrite=args.force, progress=False if args.quiet else None, command=command
+    )
+    print(
+        f"wrote {args.out}: loss {meta['loss_first']:.3f} -> {meta['loss_last']:.3f} "
+        f"in {meta['steps']} steps, {meta['train_time_s']:.0f} s"
+    )
     return 0
 
 
 def cmd_evaluate_interpreters(args: argparse.Namespace) -> int:
     from .data import create_dataset
     from .interpreters import create_interpreter
+    from .attacks.presets import interpreter_defaults
     from .interpreters.faithfulness import evaluate_interpreters
     from .models.zoo import create_model
 
@@ -126,17 +142,25 @@ def cmd_evaluate_interpreters(args: argparse.Namespace) -> int:
     x = torch.stack([it[0] for it in items])
     y = torch.tensor([it[1] for it in items])
     masks = torch.stack([it[2] for it in items])
-    print(f"Benign maps vs ground-truth object masks, scenes test split, first {n} images "
-          "(IoU of the top-k% map pixels, k = object area; pointing game, 4 px tolerance)")
+    print(
+        f"Benign maps vs ground-truth object masks, scenes test split, first {n} images "
+        "(IoU of the top-k% map pixels, k = object area; pointing game, 4 px tolerance)"
+    )
     print(f"{'model':<16} {'interpreter':<12} {'IoU':>14} {'pointing':>9}")
     for model_name in args.models.split(","):
         model = create_model(model_name)
         interps = {}
+        options = interpreter_defaults(model_name)  # e.g. MASK's blur for 64 px models
         for name in args.interpreters.split(","):
-            kw = {"steps": args.mask_steps} if name == "mask" else {}
+            kw = dict(options.get(name, {}))
+            if name == "mask":
+                kw["steps"] = args.mask_steps
             interps[name] = create_interpreter(name, model, **kw)
         for row in evaluate_interpreters(model, interps, x, y, masks, batch_size=args.batch_size):
-            print(f"{model_name:<16} {row['interpreter']:<12} {row['iou']:>7.3f} ± {row['iou_sem']:.3f} {row['pointing']:>9.3f}")
+            print(
+                f"{model_name:<16} {row['interpreter']:<12} {row['iou']:>7.3f} ± {row['iou_sem']:.3f} "
+                f"{row['pointing']:>9.3f}"
+            )
     return 0
 
 
@@ -147,14 +171,25 @@ def cmd_attack(args: argparse.Namespace) -> int:
     from .experiments.runner import run_job
     from .report import build_report
 
-    overrides = {"model": args.model, "weights": args.weights, "dataset": args.dataset, "images": args.images,
-                 "limit": args.limit, "batch_size": args.batch_size, "seed": args.seed, "preset": args.preset,
-                 "target_map": args.target_map, "device": args.device}
+    overrides = {
+        "model": args.model,
+        "weights": args.weights,
+        "dataset": args.dataset,
+        "images": args.images,
+        "limit": args.limit,
+        "batch_size": args.batch_size,
+        "seed": args.seed,
+        "preset": args.preset,
+        "target_map": args.target_map,
+        "device": args.device,
+    }
     if args.interpreter:
         overrides["interpreters"] = tuple(n for part in args.interpreter for n in part.split(",") if n)
     defaults = JobConfig()
     if args.model and not args.preset and args.model != defaults.model:
-        raise ConfigError(f"--model {args.model} needs a --preset (e.g. one of the attack presets in `doublecross list presets`)")
+        raise ConfigError(
+            f"--model {args.model} needs a --preset (e.g. one of the attack presets in `doublecross list presets`)"
+        )
     cfg = JobConfig.from_dict({k: v for k, v in overrides.items() if v is not None})
     out = args.out or os.path.join("runs", time.strftime("attack-%Y%m%d-%H%M%S"))
     manifest = run_job(cfg, out, resume=args.resume, progress=False if args.quiet else None)
@@ -162,8 +197,10 @@ def cmd_attack(args: argparse.Namespace) -> int:
 
     names = create_model(cfg.model, weights=cfg.weights).classes
     table, _ = build_report(out, names)
-    print(f"doublecross attack: {cfg.model}, {manifest['images']} images, preset {cfg.preset}, "
-          f"target map {cfg.target_map}, {manifest['wall_time_s']:.0f} s")
+    print(
+        f"doublecross attack: {cfg.model}, {manifest['images']} images, preset {cfg.preset}, "
+        f"target map {cfg.target_map}, {manifest['wall_time_s']:.0f} s"
+    )
     print(table)
     print(f"results in {out}/ (summary.csv, grid_*.png, report.html, results.sqlite)")
     return 0
@@ -178,7 +215,9 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="doublecross", description="ADV²: attack a classifier and its interpreter at once.")
+    p = argparse.ArgumentParser(
+        prog="doublecross", description="ADV²: attack a classifier and its interpreter at once."
+    )
     p.add_argument("-v", "--verbose", action="store_true", help="log progress messages")
     sub = p.add_subparsers(dest="command", required=True)
 
@@ -261,7 +300,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
+    )
     try:
         return int(args.func(args) or 0)
     except (ConfigError, WeightsError, FileExistsError, FileNotFoundError, ValueError, TypeError) as e:

@@ -86,7 +86,9 @@ def from_dict(cls: type[C], data: Mapping[str, Any], source: str = "config") -> 
         if choices is not None and value is not None:
             allowed = list(choices)
             if value not in allowed:
-                raise ConfigError(f"{cls.__name__}.{name}: {value!r} is not allowed; choose one of: {', '.join(map(str, allowed))}")
+                raise ConfigError(
+                    f"{cls.__name__}.{name}: {value!r} is not allowed; choose one of: {', '.join(map(str, allowed))}"
+                )
         minimum = field.metadata.get("min")
         if minimum is not None and value is not None and value < minimum:
             raise ConfigError(f"{cls.__name__}.{name}: must be >= {minimum}, got {value!r}")
@@ -96,12 +98,14 @@ def from_dict(cls: type[C], data: Mapping[str, Any], source: str = "config") -> 
 
 def to_dict(cfg: Any) -> dict[str, Any]:
     """A YAML/JSON-friendly dict of a config dataclass (tuples become lists)."""
+
     def plain(v: Any) -> Any:
         if isinstance(v, tuple):
             return [plain(x) for x in v]
         if isinstance(v, dict):
             return {k: plain(x) for k, x in v.items()}
         return v
+
     return {k: plain(v) for k, v in dataclasses.asdict(cfg).items()}
 
 
@@ -112,11 +116,17 @@ def preset_names() -> list[str]:
 
 
 def load_preset_dict(name: str) -> dict[str, Any]:
-    """The raw mapping of a shipped preset (with its ``kind`` key)."""
-    names = preset_names()
-    if name not in names:
-        raise ConfigError(f"unknown preset {name!r}; choose one of: {', '.join(names)}")
-    text = (resources.files("doublecross") / "presets" / f"{name}.yaml").read_text()
+    """The raw mapping of a shipped preset, or of a YAML file when ``name`` is a path to one."""
+    import os
+
+    if name.endswith((".yaml", ".yml")) and os.path.isfile(name):
+        with open(name) as fh:
+            text = fh.read()
+    else:
+        names = preset_names()
+        if name not in names:
+            raise ConfigError(f"unknown preset {name!r}; choose one of: {', '.join(names)} (or a .yaml file)")
+        text = (resources.files("doublecross") / "presets" / f"{name}.yaml").read_text()
     data = yaml.safe_load(text)
     if not isinstance(data, dict) or "kind" not in data:
         raise ConfigError(f"preset {name}: expected a mapping with a 'kind' field")

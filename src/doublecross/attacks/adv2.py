@@ -34,8 +34,9 @@ class Selector:
         self.found = torch.zeros(x0.shape[0], dtype=torch.bool, device=x0.device)
         self.attack = attack
 
-    def offer(self, x: torch.Tensor, logits: torch.Tensor, amap: torch.Tensor, t: torch.Tensor,
-              target_map: torch.Tensor) -> None:
+    def offer(
+        self, x: torch.Tensor, logits: torch.Tensor, amap: torch.Tensor, t: torch.Tensor, target_map: torch.Tensor
+    ) -> None:
         ok = self.attack.is_success(logits.detach(), t)
         d = map_loss(amap.detach(), target_map, "mean")
         better = ok & (d < self.dist)
@@ -58,8 +59,9 @@ class Adv2PGD(Attack):
 
     name = "adv2"
 
-    def warm_start(self, model: Classifier, x0: torch.Tensor, t: torch.Tensor, v: torch.Tensor,
-                   steps: int) -> torch.Tensor:
+    def warm_start(
+        self, model: Classifier, x0: torch.Tensor, t: torch.Tensor, v: torch.Tensor, steps: int
+    ) -> torch.Tensor:
         """``steps`` threat steps on the prediction loss (+ the threat's penalty) alone."""
         th = self.threat
         for k in range(steps):
@@ -68,8 +70,14 @@ class Adv2PGD(Attack):
             v = th.project(x0, th.step(v.detach(), _grad(loss, v), k))
         return v.detach()
 
-    def run(self, model: Classifier, interpreter: Interpreter | None, x0: torch.Tensor, t: torch.Tensor,
-            target_map: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor, list[dict[str, Any]]]:
+    def run(
+        self,
+        model: Classifier,
+        interpreter: Interpreter | None,
+        x0: torch.Tensor,
+        t: torch.Tensor,
+        target_map: torch.Tensor | None,
+    ) -> tuple[torch.Tensor, torch.Tensor, list[dict[str, Any]]]:
         cfg, th = self.config, self.threat
         assert interpreter is not None and target_map is not None
         v = self.warm_start(model, x0, t, th.init(x0), cfg.n_warm)
@@ -89,16 +97,29 @@ class Adv2PGD(Attack):
             elif k % cfg.check_every == 0:
                 self._exact_check(sel, interpreter, x0, x, t, target_map)
             if self.history_every and k % self.history_every == 0:
-                history.append({"step": k, "loss": float(loss.sum()), "int": float(dist.mean()),
-                                "success": float(self.is_success(out.logits.detach(), t).float().mean()),
-                                "zero_grad": float((g == 0).float().mean())})
+                history.append(
+                    {
+                        "step": k,
+                        "loss": float(loss.sum()),
+                        "int": float(dist.mean()),
+                        "success": float(self.is_success(out.logits.detach(), t).float().mean()),
+                        "zero_grad": float((g == 0).float().mean()),
+                    }
+                )
             v = th.project(x0, th.step(v.detach(), g, k))
         last = th.apply(x0, v.detach())
         self._exact_check(sel, interpreter, x0, last, t, target_map)
         return sel.result(last), last, history
 
-    def _exact_check(self, sel: Selector, interpreter: Interpreter, x0: torch.Tensor, x: torch.Tensor,
-                     t: torch.Tensor, target_map: torch.Tensor) -> None:
+    def _exact_check(
+        self,
+        sel: Selector,
+        interpreter: Interpreter,
+        x0: torch.Tensor,
+        x: torch.Tensor,
+        t: torch.Tensor,
+        target_map: torch.Tensor,
+    ) -> None:
         xq = self.threat.quantise(x0, x.detach())
         ev = interpreter.explain(xq, t)
         sel.offer(x, ev.logits, ev.map, t, target_map)
@@ -110,8 +131,14 @@ class PGD(Adv2PGD):
     name = "pgd"
     uses_interpreter = False
 
-    def run(self, model: Classifier, interpreter: Interpreter | None, x0: torch.Tensor, t: torch.Tensor,
-            target_map: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor, list[dict[str, Any]]]:
+    def run(
+        self,
+        model: Classifier,
+        interpreter: Interpreter | None,
+        x0: torch.Tensor,
+        t: torch.Tensor,
+        target_map: torch.Tensor | None,
+    ) -> tuple[torch.Tensor, torch.Tensor, list[dict[str, Any]]]:
         v = self.warm_start(model, x0, t, self.threat.init(x0), self.config.n_warm + self.config.n_total)
         last = self.threat.apply(x0, v)
         return last, last, []

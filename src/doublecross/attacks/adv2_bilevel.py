@@ -40,8 +40,14 @@ class Adv2Bilevel(Attack):
 
     name = "adv2-bilevel"
 
-    def run(self, model: Classifier, interpreter: Interpreter | None, x0: torch.Tensor, t: torch.Tensor,
-            target_map: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor, list[dict[str, Any]]]:
+    def run(
+        self,
+        model: Classifier,
+        interpreter: Interpreter | None,
+        x0: torch.Tensor,
+        t: torch.Tensor,
+        target_map: torch.Tensor | None,
+    ) -> tuple[torch.Tensor, torch.Tensor, list[dict[str, Any]]]:
         cfg, th = self.config, self.threat
         assert interpreter is not None and target_map is not None
         gen = torch.Generator().manual_seed(self.seed)
@@ -81,8 +87,16 @@ class Adv2Bilevel(Attack):
         self._reset(interpreter, sel, x0, r, t, target_map, gen)
         return sel.result(last), last, history
 
-    def _reset(self, interpreter: Any, sel: Selector, x0: torch.Tensor, r: torch.Tensor, t: torch.Tensor,
-               target_map: torch.Tensor, gen: torch.Generator) -> Any:
+    def _reset(
+        self,
+        interpreter: Any,
+        sel: Selector,
+        x0: torch.Tensor,
+        r: torch.Tensor,
+        t: torch.Tensor,
+        target_map: torch.Tensor,
+        gen: torch.Generator,
+    ) -> Any:
         """Full MASK run on the quantised image; offer it to the selector; return its state."""
         xq = self.threat.quantise(x0, self.threat.apply(x0, r.detach()))
         ev = interpreter.explain(xq, t)
@@ -90,8 +104,9 @@ class Adv2Bilevel(Attack):
         return ev.state
 
     @torch.no_grad()
-    def _bisect(self, model: Classifier, x0: torch.Tensor, r: torch.Tensor, h: torch.Tensor,
-                t: torch.Tensor) -> torch.Tensor:
+    def _bisect(
+        self, model: Classifier, x0: torch.Tensor, r: torch.Tensor, h: torch.Tensor, t: torch.Tensor
+    ) -> torch.Tensor:
         """Per-sample bisection of the step along -h keeping the margin above κ_bs."""
         cfg, th = self.config, self.threat
         b = r.shape[0]

@@ -77,14 +77,26 @@ class Attack:
     def __init__(self, threat: ThreatModel, config: AttackConfig, history_every: int = 0, seed: int = 0) -> None:
         self.threat, self.config, self.history_every, self.seed = threat, config, history_every, seed
 
-    def run(self, model: Classifier, interpreter: Interpreter | None, x0: torch.Tensor, t: torch.Tensor,
-            target_map: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor, list[dict[str, Any]]]:
+    def run(
+        self,
+        model: Classifier,
+        interpreter: Interpreter | None,
+        x0: torch.Tensor,
+        t: torch.Tensor,
+        target_map: torch.Tensor | None,
+    ) -> tuple[torch.Tensor, torch.Tensor, list[dict[str, Any]]]:
         """Return ``(best, last, history)``: the selected iterate (B, 3, H, W), the last iterate."""
         raise NotImplementedError
 
     @final
-    def __call__(self, model: Classifier, x: torch.Tensor, target: Target, interpreter: Interpreter | None = None,
-                 target_map: torch.Tensor | None = None) -> AttackResult:
+    def __call__(
+        self,
+        model: Classifier,
+        x: torch.Tensor,
+        target: Target,
+        interpreter: Interpreter | None = None,
+        target_map: torch.Tensor | None = None,
+    ) -> AttackResult:
         """Attack ``x`` (B, 3, H, W) in [0, 1] towards ``target``; ``target_map`` (B, 1, h, w) for ADV²."""
         check_images(x)
         if self.uses_interpreter and interpreter is None:
@@ -114,8 +126,9 @@ class Attack:
                 with torch.no_grad():
                     logits, amap = model(x_adv), None
             success = self.is_success(logits, t)
-            return AttackResult(x_adv, success, logits, t, amap, self.threat.size(x0, x_adv, best),
-                                last.detach(), history)
+            return AttackResult(
+                x_adv, success, logits, t, amap, self.threat.size(x0, x_adv, best), last.detach(), history
+            )
         finally:
             for m, mode in modes:
                 m.train(mode)

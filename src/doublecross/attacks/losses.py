@@ -1,7 +1,7 @@
 """Per-sample attack losses (shape (B,); the attack minimises their sum over the batch).
 
-    CE(z, t) = -log softmax(z)_t          M(z, t) = max_{j≠t} z_j - z_t   (margin; < 0 when t wins)
-    ℓint(a, m_t) = mean_cells (a - m_t)²  (``reduction="mean"``, ours)  or  Σ_cells (``"sum"``, paper)
+CE(z, t) = -log softmax(z)_t          M(z, t) = max_{j≠t} z_j - z_t   (margin; < 0 when t wins)
+ℓint(a, m_t) = mean_cells (a - m_t)²  (``reduction="mean"``, ours)  or  Σ_cells (``"sum"``, paper)
 """
 
 from __future__ import annotations

@@ -27,9 +27,18 @@ class AttackPreset:
 
     def for_interpreter(self, name: str) -> AttackConfig:
         if name not in self.interpreters:
-            raise ConfigError(f"preset {self.name} has no settings for interpreter {name!r}; "
-                              f"it covers: {', '.join(self.interpreters)}")
+            raise ConfigError(
+                f"preset {self.name} has no settings for interpreter {name!r}; "
+                f"it covers: {', '.join(self.interpreters)}"
+            )
         return self.interpreters[name]
+
+
+def interpreter_defaults(model_name: str) -> dict[str, dict[str, Any]]:
+    """Interpreter options of the calibrated preset named after ``model_name`` (empty if none)."""
+    if model_name not in attack_preset_names():
+        return {}
+    return load_attack_preset(model_name).interpreter_options
 
 
 def attack_preset_names() -> list[str]:
@@ -41,8 +50,17 @@ def load_attack_preset(name: str) -> AttackPreset:
     data = dict(load_preset_dict(name))
     if data.pop("kind") != "attack":
         raise ConfigError(f"preset {name} is not an attack preset")
-    allowed = {"description", "model", "int_loss_reduction", "threat", "pgd", "interpreters",
-               "interpreter_options", "notes", "map_sizes"}
+    allowed = {
+        "description",
+        "model",
+        "int_loss_reduction",
+        "threat",
+        "pgd",
+        "interpreters",
+        "interpreter_options",
+        "notes",
+        "map_sizes",
+    }
     unknown = sorted(set(data) - allowed)
     if unknown:
         raise ConfigError(f"preset {name}: unknown field(s) {unknown}; allowed: {sorted(allowed)}")
@@ -56,8 +74,13 @@ def load_attack_preset(name: str) -> AttackPreset:
         INTERPRETERS.check(iname)
         interps[iname] = AttackConfig.from_dict({"reduction": reduction, **cfg}, source=f"preset {name}.{iname}")
     return AttackPreset(
-        name=name, description=data.get("description", ""), model=data.get("model", ""), reduction=reduction,
-        threat=dict(data.get("threat") or {}), pgd=AttackConfig.from_dict(data.get("pgd") or {}, f"preset {name}.pgd"),
-        interpreters=interps, interpreter_options=dict(data.get("interpreter_options") or {}),
+        name=name,
+        description=data.get("description", ""),
+        model=data.get("model", ""),
+        reduction=reduction,
+        threat=dict(data.get("threat") or {}),
+        pgd=AttackConfig.from_dict(data.get("pgd") or {}, f"preset {name}.pgd"),
+        interpreters=interps,
+        interpreter_options=dict(data.get("interpreter_options") or {}),
         notes=data.get("notes", ""),
     )

@@ -23,9 +23,7 @@ def scenes(
 
 
 @DATASETS.register("fashion-mnist")
-def fashion_mnist(
-    split: str = "test", root: str | None = None, seed: int = 0, image_size: int = 32
-) -> Dataset:
+def fashion_mnist(split: str = "test", root: str | None = None, seed: int = 0, image_size: int = 32) -> Dataset:
     """Fashion-MNIST from IDX files (Debian dataset-fashion-mnist), 3x32x32."""
     if image_size != 32:
         raise ValueError(f"fashion-mnist images are 32x32, got image_size={image_size}")
@@ -33,9 +31,7 @@ def fashion_mnist(
 
 
 @DATASETS.register("folder")
-def folder(
-    split: str = "test", root: str | None = None, seed: int = 0, image_size: int = 224
-) -> Dataset:
+def folder(split: str = "test", root: str | None = None, seed: int = 0, image_size: int = 224) -> Dataset:
     """A folder of your images (--images DIR): resize 256 -> centre-crop 224."""
     if root is None:
         raise ValueError("the folder dataset needs a root folder (--images DIR)")

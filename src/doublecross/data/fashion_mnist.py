@@ -16,8 +16,10 @@ from torch.utils.data import Dataset
 
 DEFAULT_ROOT = "/usr/share/datasets/fashion-mnist"
 CLASSES = ("t-shirt", "trouser", "pullover", "dress", "coat", "sandal", "shirt", "sneaker", "bag", "boot")
-FILES = {"train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
-         "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")}
+FILES = {
+    "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
+    "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
+}
 _DTYPES = {0x08: np.uint8}
 
 
@@ -36,7 +38,7 @@ def read_idx(path: str) -> np.ndarray:
     if dtype not in _DTYPES:
         raise ValueError(f"{path}: unsupported IDX dtype 0x{dtype:02x}")
     header = 4 + 4 * ndim
-    shape = tuple(int.from_bytes(data[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim))
+    shape = tuple(int.from_bytes(data[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
     count = int(np.prod(shape))
     if len(data) - header < count:
         raise ValueError(f"{path} is truncated: expected {count} values for shape {shape}")

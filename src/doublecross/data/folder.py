@@ -91,8 +91,7 @@ class ImageFolderDataset(Dataset):
         self.paths: list[str] = []
         for dirpath, dirnames, filenames in os.walk(root):
             dirnames.sort()
-            self.paths += [os.path.join(dirpath, f) for f in sorted(filenames)
-                           if f.lower().endswith(IMAGE_EXTENSIONS)]
+            self.paths += [os.path.join(dirpath, f) for f in sorted(filenames) if f.lower().endswith(IMAGE_EXTENSIONS)]
         if not self.paths:
             raise ValueError(f"no images ({', '.join(IMAGE_EXTENSIONS)}) found under {root}")
         self.size, self.preprocessing, self.root = size, preprocessing, root

@@ -40,8 +40,12 @@ log = logging.getLogger(__name__)
 def git_revision() -> str:
     try:
         here = os.path.dirname(os.path.abspath(__file__))
-        return subprocess.run(["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True,
-                              timeout=5).stdout.strip() or "unknown"
+        return (
+            subprocess.run(
+                ["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True, timeout=5
+            ).stdout.strip()
+            or "unknown"
+        )
     except (OSError, subprocess.SubprocessError):
         return "unknown"
 
@@ -91,8 +95,15 @@ def attack_set(cfg: JobConfig, model: Any) -> tuple[torch.Tensor, torch.Tensor, 
     return torch.stack(xs), torch.tensor(ys), masks, names
 
 
-def target_maps(mode: str, interp: Any, x: torch.Tensor, y: torch.Tensor, t: torch.Tensor,
-                pool: tuple[torch.Tensor, torch.Tensor], gen: torch.Generator) -> torch.Tensor:
+def target_maps(
+    mode: str,
+    interp: Any,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    t: torch.Tensor,
+    pool: tuple[torch.Tensor, torch.Tensor],
+    gen: torch.Generator,
+) -> torch.Tensor:
     """m_t for a batch in the given mode (benign / class-exemplar / shape)."""
     if mode == "benign":
         return interp.explain(x, y).map
@@ -112,7 +123,7 @@ def target_maps(mode: str, interp: Any, x: torch.Tensor, y: torch.Tensor, t: tor
 def run_job(cfg: JobConfig, out: str, resume: bool = False, progress: bool | None = None) -> dict[str, Any]:
     """Run (or resume) the attack job into ``out``; return the manifest."""
     prepare_run_dir(out, cfg, resume)
-    show = (sys.stderr.isatty() if progress is None else progress)
+    show = sys.stderr.isatty() if progress is None else progress
     t_start = time.time()
     torch.manual_seed(cfg.seed)
     device = torch.device(cfg.device)
@@ -139,66 +150,130 @@ def run_job(cfg: JobConfig, out: str, resume: bool = False, progress: bool | Non
                 if not store.done(b, unit):
                     bar.set_postfix(unit=unit, batch=b)
                     unit_gen = torch.Generator().manual_seed(cfg.seed * 1000 + b)
-                    _adv2_unit(store, b, unit, model, interp, threat, preset, x, y, t, masks,
-                               (x_all, y_all), cfg, unit_gen)
+                    _adv2_unit(
+                        store, b, unit, model, interp, threat, preset, x, y, t, masks, (x_all, y_all), cfg, unit_gen
+                    )
                 bar.update(1)
     finally:
         bar.close()
         seconds = store.unit_seconds()
         store.close()
-    manifest = {"seed": cfg.seed, "doublecross": __version__, "torch": str(torch.__version__),
-                "python": platform.python_version(), "platform": platform.platform(), "git_revision": git_revision(),
-                "device": str(device), "threads": torch.get_num_threads(), "images": len(x_all),
-                "wall_time_s": round(time.time() - t_start, 2), "unit_seconds": seconds,
-                "preset": cfg.preset, "threat": threat.config()}
+    manifest = {
+        "seed": cfg.seed,
+        "doublecross": __version__,
+        "torch": str(torch.__version__),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "git_revision": git_revision(),
+        "device": str(device),
+        "threads": torch.get_num_threads(),
+        "images": len(x_all),
+        "wall_time_s": round(time.time() - t_start, 2),
+        "unit_seconds": seconds,
+        "preset": cfg.preset,
+        "threat": threat.config(),
+    }
     with open(os.path.join(out, "manifest.json"), "w") as fh:
         json.dump(manifest, fh, indent=2)
     return manifest
 
 
-def _pgd_unit(store: ResultStore, b: int, model: Any, threat: Any, preset: Any, x: torch.Tensor,
-              y: torch.Tensor, t: torch.Tensor, cfg: JobConfig) -> None:
+def _pgd_unit(
+    store: ResultStore,
+    b: int,
+    model: Any,
+    threat: Any,
+    preset: Any,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    t: torch.Tensor,
+    cfg: JobConfig,
+) -> None:
     t0 = time.time()
     res = ATTACKS.create("pgd", threat=threat, config=preset.pgd)(model, x, t)
     conf = target_confidence(res.logits, t)
-    rows = [{"idx": b * cfg.batch_size + i, "interpreter": "", "method": "pgd",
-             "metrics": {"success": bool(res.success[i]), "confidence": float(conf[i]), "label": int(y[i]),
-                         "target": int(t[i]), "pred": int(res.logits[i].argmax()),
-                         "linf": float(res.size["linf"][i]), "l2_pert": float(res.size["l2"][i])}}
-            for i in range(len(x))]
+    rows = [
+        {
+            "idx": b * cfg.batch_size + i,
+            "interpreter": "",
+            "method": "pgd",
+            "metrics": {
+                "success": bool(res.success[i]),
+                "confidence": float(conf[i]),
+                "label": int(y[i]),
+                "target": int(t[i]),
+                "pred": int(res.logits[i].argmax()),
+                "linf": float(res.size["linf"][i]),
+                "l2_pert": float(res.size["l2"][i]),
+            },
+        }
+        for i in range(len(x))
+    ]
     store.write_unit(b, "pgd", time.time() - t0, rows, {"x": res.x_adv})
 
 
-def _adv2_unit(store: ResultStore, b: int, unit: str, model: Any, interp: Any, threat: Any, preset: Any,
-               x: torch.Tensor, y: torch.Tensor, t: torch.Tensor, masks: torch.Tensor | None,
-               pool: tuple[torch.Tensor, torch.Tensor], cfg: JobConfig, gen: torch.Generator) -> None:
+def _adv2_unit(
+    store: ResultStore,
+    b: int,
+    unit: str,
+    model: Any,
+    interp: Any,
+    threat: Any,
+    preset: Any,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    t: torch.Tensor,
+    masks: torch.Tensor | None,
+    pool: tuple[torch.Tensor, torch.Tensor],
+    cfg: JobConfig,
+    gen: torch.Generator,
+) -> None:
     t0 = time.time()
     benign = interp.explain(x, y)
     m_t = target_maps(cfg.target_map, interp, x, y, t, pool, gen)
     acfg = preset.for_interpreter(interp.name)
-    attack = ATTACKS.create(interp.attack_kind, threat=threat, config=acfg, history_every=cfg.history_every,
-                            seed=cfg.seed)
+    attack = ATTACKS.create(
+        interp.attack_kind, threat=threat, config=acfg, history_every=cfg.history_every, seed=cfg.seed
+    )
     res = attack(model, x, t, interp, m_t)
     x_pgd = store.array(b, "pgd", "x").to(x.device)
     pgd_ev = interp.explain(x_pgd, t)
     pgd_success = attack.is_success(pgd_ev.logits, t)
     rows = []
-    for method, amap, logits, success, xa in (("pgd", pgd_ev.map, pgd_ev.logits, pgd_success, x_pgd),
-                                               ("adv2", res.map, res.logits, res.success, res.x_adv)):
+    for method, amap, logits, success, xa in (
+        ("pgd", pgd_ev.map, pgd_ev.logits, pgd_success, x_pgd),
+        ("adv2", res.map, res.logits, res.success, res.x_adv),
+    ):
         mets = map_metrics(amap, m_t)
         if cfg.target_map != "benign":
-            mets.update({f"benign_{k}": v for k, v in map_metrics(amap, benign.map).items() if k in ("l1", "l2", "iou")})
+            mets.update(
+                {f"benign_{k}": v for k, v in map_metrics(amap, benign.map).items() if k in ("l1", "l2", "iou")}
+            )
         conf = target_confidence(logits, t)
         gt = topk_mask_iou(amap, masks) if masks is not None else None
         d = (xa - x).flatten(1)
         for i in range(len(x)):
             m = {k: float(v[i]) for k, v in mets.items()}
-            m.update({"success": bool(success[i]), "confidence": float(conf[i]), "label": int(y[i]),
-                      "target": int(t[i]), "pred": int(logits[i].argmax()), "linf": float(d[i].abs().max()),
-                      "l2_pert": float(d[i].norm())})
+            m.update(
+                {
+                    "success": bool(success[i]),
+                    "confidence": float(conf[i]),
+                    "label": int(y[i]),
+                    "target": int(t[i]),
+                    "pred": int(logits[i].argmax()),
+                    "linf": float(d[i].abs().max()),
+                    "l2_pert": float(d[i].norm()),
+                }
+            )
             if gt is not None:
                 m["gt_iou"] = float(gt[i])
             rows.append({"idx": b * cfg.batch_size + i, "interpreter": interp.name, "method": method, "metrics": m})
-    arrays = {"x": x, "benign_map": benign.map, "target_map": m_t, "pgd_map": pgd_ev.map, "adv_map": res.map,
-              "adv_x": res.x_adv}
+    arrays = {
+        "x": x,
+        "benign_map": benign.map,
+        "target_map": m_t,
+        "pgd_map": pgd_ev.map,
+        "adv_map": res.map,
+        "adv_x": res.x_adv,
+    }
     store.write_unit(b, unit, time.time() - t0, rows, {k: v.float().cpu() for k, v in arrays.items()})

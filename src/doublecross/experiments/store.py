@@ -49,21 +49,26 @@ class ResultStore:
     def done(self, batch: int, unit: str) -> bool:
         return self.db.execute("SELECT 1 FROM units WHERE batch=? AND unit=?", (batch, unit)).fetchone() is not None
 
-    def write_unit(self, batch: int, unit: str, seconds: float, rows: list[dict[str, Any]],
-                   arrays: dict[str, torch.Tensor]) -> None:
+    def write_unit(
+        self, batch: int, unit: str, seconds: float, rows: list[dict[str, Any]], arrays: dict[str, torch.Tensor]
+    ) -> None:
         """Store a finished unit atomically: its sample rows, arrays and completion mark."""
         import json
 
         with self.db:  # one transaction
             for r in rows:
-                self.db.execute("INSERT OR REPLACE INTO samples VALUES (?, ?, ?, ?, ?, ?)",
-                                (batch, r["idx"], unit, r["interpreter"], r["method"], json.dumps(r["metrics"])))
+                self.db.execute(
+                    "INSERT OR REPLACE INTO samples VALUES (?, ?, ?, ?, ?, ?)",
+                    (batch, r["idx"], unit, r["interpreter"], r["method"], json.dumps(r["metrics"])),
+                )
             for name, t in arrays.items():
                 self.db.execute("INSERT OR REPLACE INTO arrays VALUES (?, ?, ?, ?)", (batch, unit, name, _encode(t)))
             self.db.execute("INSERT INTO units VALUES (?, ?, ?, ?)", (batch, unit, seconds, time.time()))
 
     def array(self, batch: int, unit: str, name: str) -> torch.Tensor:
-        row = self.db.execute("SELECT data FROM arrays WHERE batch=? AND unit=? AND name=?", (batch, unit, name)).fetchone()
+        row = self.db.execute(
+            "SELECT data FROM arrays WHERE batch=? AND unit=? AND name=?", (batch, unit, name)
+        ).fetchone()
         if row is None:
             raise KeyError(f"no array {name!r} for batch {batch} unit {unit!r}")
         return _decode(row[0])
@@ -72,9 +77,16 @@ class ResultStore:
         import json
 
         for batch, idx, unit, interp, method, metrics in self.db.execute(
-                "SELECT batch, idx, unit, interpreter, method, metrics FROM samples ORDER BY batch, idx"):
-            yield {"batch": batch, "idx": idx, "unit": unit, "interpreter": interp, "method": method,
-                   **json.loads(metrics)}
+            "SELECT batch, idx, unit, interpreter, method, metrics FROM samples ORDER BY batch, idx"
+        ):
+            yield {
+                "batch": batch,
+                "idx": idx,
+                "unit": unit,
+                "interpreter": interp,
+                "method": method,
+                **json.loads(metrics),
+            }
 
     def unit_seconds(self) -> dict[str, float]:
         out: dict[str, float] = {}

@@ -78,8 +78,7 @@ class Interpretation:
 
     def detach(self) -> Interpretation:
         st = self.state.detach() if hasattr(self.state, "detach") else self.state
-        return Interpretation(self.logits.detach(), self.map.detach(), st,
-                              {k: v.detach() for k, v in self.aux.items()})
+        return Interpretation(self.logits.detach(), self.map.detach(), st, {k: v.detach() for k, v in self.aux.items()})
 
 
 class Interpreter(nn.Module):

@@ -43,8 +43,11 @@ def pointing_game(maps: torch.Tensor, masks: torch.Tensor, tolerance: int | None
     h, w = masks.shape[-2:]
     tol = round(15 * h / 224) if tolerance is None else tolerance
     up = upsample(maps, (h, w)).flatten(1)
-    near = F.max_pool2d((masks > 0.5).float(), 2 * tol + 1, stride=1, padding=tol).flatten(1) if tol > 0 \
+    near = (
+        F.max_pool2d((masks > 0.5).float(), 2 * tol + 1, stride=1, padding=tol).flatten(1)
+        if tol > 0
         else (masks > 0.5).float().flatten(1)
+    )
     idx = up.argmax(dim=1)
     return near.gather(1, idx[:, None])[:, 0]
 
@@ -64,8 +67,14 @@ def mean_and_sem(v: torch.Tensor) -> tuple[float, float]:
     return float(v.mean()), sd / math.sqrt(max(1, n))
 
 
-def evaluate_interpreters(model, interpreters: dict, x: torch.Tensor, y: torch.Tensor,  # type: ignore[no-untyped-def]
-                          masks: torch.Tensor, batch_size: int = 32) -> list[dict[str, float | str | int]]:
+def evaluate_interpreters(
+    model,
+    interpreters: dict,
+    x: torch.Tensor,
+    y: torch.Tensor,  # type: ignore[no-untyped-def]
+    masks: torch.Tensor,
+    batch_size: int = 32,
+) -> list[dict[str, float | str | int]]:
     """Mean top-k IoU and pointing hit rate of each interpreter's benign map for the true class.
 
     Args:
@@ -81,14 +90,28 @@ def evaluate_interpreters(model, interpreters: dict, x: torch.Tensor, y: torch.T
     for name, interp in interpreters.items():
         ious, hits = [], []
         for i in range(0, len(x), batch_size):
-            maps = interp.explain(x[i:i + batch_size], y[i:i + batch_size]).map
-            ious.append(topk_mask_iou(maps, masks[i:i + batch_size]))
-            hits.append(pointing_game(maps, masks[i:i + batch_size]))
+            maps = interp.explain(x[i : i + batch_size], y[i : i + batch_size]).map
+            ious.append(topk_mask_iou(maps, masks[i : i + batch_size]))
+            hits.append(pointing_game(maps, masks[i : i + batch_size]))
         iou, hit = torch.cat(ious), torch.cat(hits)
-        rows.append({"interpreter": name, "iou": mean_and_sem(iou)[0], "iou_sem": mean_and_sem(iou)[1],
-                     "pointing": float(hit.mean()), "n": len(iou)})
+        rows.append(
+            {
+                "interpreter": name,
+                "iou": mean_and_sem(iou)[0],
+                "iou_sem": mean_and_sem(iou)[1],
+                "pointing": float(hit.mean()),
+                "n": len(iou),
+            }
+        )
     blob = centred_blob(len(x), h, w)
     iou, hit = topk_mask_iou(blob, masks), pointing_game(blob, masks)
-    rows.append({"interpreter": "centre-blob", "iou": mean_and_sem(iou)[0], "iou_sem": mean_and_sem(iou)[1],
-                 "pointing": float(hit.mean()), "n": len(iou)})
+    rows.append(
+        {
+            "interpreter": "centre-blob",
+            "iou": mean_and_sem(iou)[0],
+            "iou_sem": mean_and_sem(iou)[1],
+            "pointing": float(hit.mean()),
+            "n": len(iou),
+        }
+    )
     return rows

@@ -86,10 +86,23 @@ class MaskInterpreter(Interpreter):
     name = "mask"
     attack_kind = "adv2-bilevel"  # the map solves an inner problem (spec §4.7)
 
-    def __init__(self, model: Classifier, steps: int = 300, lr: float = 0.1, unroll: int = 4,
-                 seed: int = 0, normalise: str = "none", l1: float = 1e-4, tv: float = 1e-2,
-                 beta: float = 3.0) -> None:
+    def __init__(
+        self,
+        model: Classifier,
+        steps: int = 300,
+        lr: float = 0.1,
+        unroll: int = 4,
+        seed: int = 0,
+        normalise: str = "none",
+        l1: float = 1e-4,
+        tv: float = 1e-2,
+        beta: float = 3.0,
+        blur_sigma: float | None = None,
+    ) -> None:
         super().__init__(model)
+        if blur_sigma is not None and blur_sigma <= 0:
+            raise ValueError(f"blur_sigma must be positive, got {blur_sigma}")
+        self.blur_sigma = blur_sigma
         if normalise not in ("none", "minmax"):
             raise ValueError(f"normalise must be 'none' or 'minmax', got {normalise!r}")
         if steps < 0 or unroll < 0:
@@ -105,10 +118,16 @@ class MaskInterpreter(Interpreter):
         s = height / 224
         h, w = self.native_size(height, width)
         n = h * w
-        return {"sigma_in": 3.5 * s, "k_in": gaussian_kernel_size(3.5 * s),
-                "sigma_m": 2.0 * s, "k_m": gaussian_kernel_size(2.0 * s),
-                "jitter": max(2, round(4 * height / 224)),
-                "l1": self.l1 * 784 / n, "tv": self.tv * 784 / n}
+        sigma_in = self.blur_sigma if self.blur_sigma is not None else 3.5 * s
+        return {
+            "sigma_in": sigma_in,
+            "k_in": gaussian_kernel_size(sigma_in),
+            "sigma_m": 2.0 * s,
+            "k_m": gaussian_kernel_size(2.0 * s),
+            "jitter": max(2, round(4 * height / 224)),
+            "l1": self.l1 * 784 / n,
+            "tv": self.tv * 784 / n,
+        }
 
     def prepare(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, dict[str, float]]:
         """The jittered image ``x↑`` and its blur ``b`` (differentiable in x), and the constants."""
@@ -118,21 +137,37 @@ class MaskInterpreter(Interpreter):
         up = F.interpolate(x, size=(h + j, w + j), mode="bilinear", align_corners=False)
         return up, gaussian_blur(up, int(c["k_in"]), c["sigma_in"]), c
 
-    def loss(self, m: torch.Tensor, up: torch.Tensor, blurred: torch.Tensor, t: torch.Tensor,
-             offset: tuple[int, int], c: dict[str, float]) -> torch.Tensor:
+    def loss(
+        self,
+        m: torch.Tensor,
+        up: torch.Tensor,
+        blurred: torch.Tensor,
+        t: torch.Tensor,
+        offset: tuple[int, int],
+        c: dict[str, float],
+    ) -> torch.Tensor:
         """Per-sample MASK objective L(m; x, t) at one jitter offset. Shape: (B,)."""
         h, w = up.shape[-2] - int(c["jitter"]), up.shape[-1] - int(c["jitter"])
         oy, ox = offset
-        x_o = up[..., oy:oy + h, ox:ox + w]
-        b_o = blurred[..., oy:oy + h, ox:ox + w]
-        mup = gaussian_blur(F.interpolate(m, size=(h, w), mode="bilinear", align_corners=False),
-                            int(c["k_m"]), c["sigma_m"])
+        x_o = up[..., oy : oy + h, ox : ox + w]
+        b_o = blurred[..., oy : oy + h, ox : ox + w]
+        mup = gaussian_blur(
+            F.interpolate(m, size=(h, w), mode="bilinear", align_corners=False), int(c["k_m"]), c["sigma_m"]
+        )
         mixed = (mup * x_o + (1 - mup) * b_o).clamp(0, 1)
         prob = F.softmax(self.model(mixed), dim=1).gather(1, t[:, None])[:, 0]
         return c["l1"] * (1 - m).abs().flatten(1).sum(1) + c["tv"] * tv_beta(m, self.beta) + prob
 
-    def run(self, x: torch.Tensor, t: torch.Tensor, state: MaskState | None, steps: int,
-            unroll: int, generator: torch.Generator, keep_state_graph: bool = False) -> MaskState:
+    def run(
+        self,
+        x: torch.Tensor,
+        t: torch.Tensor,
+        state: MaskState | None,
+        steps: int,
+        unroll: int,
+        generator: torch.Generator,
+        keep_state_graph: bool = False,
+    ) -> MaskState:
         """``steps`` plain Adam steps then ``unroll`` steps with a graph to ``x``.
 
         ``keep_state_graph`` continues the graph of an incoming (unrolled) state instead of
@@ -168,7 +203,18 @@ class MaskInterpreter(Interpreter):
 
 
 @INTERPRETERS.register("mask")
-def create_mask(model: Classifier, steps: int = 300, lr: float = 0.1, unroll: int = 4, seed: int = 0,
-                normalise: str = "none") -> MaskInterpreter:
+def create_mask(
+    model: Classifier,
+    steps: int = 300,
+    lr: float = 0.1,
+    unroll: int = 4,
+    seed: int = 0,
+    normalise: str = "none",
+    blur_sigma: float | None = None,
+    tv: float = 1e-2,
+    l1: float = 1e-4,
+) -> MaskInterpreter:
     """MASK: meaningful perturbation, Adam 300 steps, map = 1 - mask at H/8."""
-    return MaskInterpreter(model, steps=steps, lr=lr, unroll=unroll, seed=seed, normalise=normalise)
+    return MaskInterpreter(
+        model, steps=steps, lr=lr, unroll=unroll, seed=seed, normalise=normalise, blur_sigma=blur_sigma, tv=tv, l1=l1
+    )

@@ -35,9 +35,14 @@ class Bottleneck(nn.Module):
         super().__init__()
         mid = max(8, cout // 2)
         self.body = nn.Sequential(
-            nn.Conv2d(cin, mid, 1, bias=False), nn.BatchNorm2d(mid), nn.ReLU(),
-            nn.Conv2d(mid, mid, 3, padding=1, bias=False), nn.BatchNorm2d(mid), nn.ReLU(),
-            nn.Conv2d(mid, cout, 1, bias=False), nn.BatchNorm2d(cout),
+            nn.Conv2d(cin, mid, 1, bias=False),
+            nn.BatchNorm2d(mid),
+            nn.ReLU(),
+            nn.Conv2d(mid, mid, 3, padding=1, bias=False),
+            nn.BatchNorm2d(mid),
+            nn.ReLU(),
+            nn.Conv2d(mid, cout, 1, bias=False),
+            nn.BatchNorm2d(cout),
         )
         self.shortcut = nn.Sequential(nn.Conv2d(cin, cout, 1, bias=False), nn.BatchNorm2d(cout))
 
@@ -50,7 +55,9 @@ class UpBlock(nn.Module):
 
     def __init__(self, cin: int, cskip: int, cout: int) -> None:
         super().__init__()
-        self.conv = nn.Sequential(nn.Conv2d(cin, 4 * cout, 3, padding=1, bias=False), nn.BatchNorm2d(4 * cout), nn.ReLU())
+        self.conv = nn.Sequential(
+            nn.Conv2d(cin, 4 * cout, 3, padding=1, bias=False), nn.BatchNorm2d(4 * cout), nn.ReLU()
+        )
         self.merge = Bottleneck(cout + cskip, cout)
 
     def forward(self, x: torch.Tensor, skip: torch.Tensor) -> torch.Tensor:
@@ -85,7 +92,9 @@ class RTSNet(nn.Module):
         self.blocks = nn.ModuleList(blocks)
         self.head = nn.Conv2d(cin, 2, 1)
 
-    def forward(self, stages: list[torch.Tensor], t: torch.Tensor, kappa: float = 0.0) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(
+        self, stages: list[torch.Tensor], t: torch.Tensor, kappa: float = 0.0
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """Mask (B, 1, h, w) at stride 4 in [0, 1] and exists logits (B, 2)."""
         s = stages[-1]
         a = torch.einsum("bkhw,bk->bhw", s, self.embedding[t])[:, None]
@@ -156,10 +165,17 @@ class RtsInterpreter(Interpreter):
 
 def save_rts(path: str, net: RTSNet, model: Classifier, meta: dict[str, Any], overwrite: bool = False) -> None:
     """Write an RTS checkpoint (selector + decoder weights, encoder description)."""
-    full = {"arch": "rts", "classes": model.classes or [str(i) for i in range(net.num_classes)],
-            "mean": model.mean.flatten().tolist(), "std": model.std.flatten().tolist(),
-            "input_size": list(model.input_size or (224, 224)), "channels": net.channels,
-            "widths": net.widths, "encoder": model.name, **meta}
+    full = {
+        "arch": "rts",
+        "classes": model.classes or [str(i) for i in range(net.num_classes)],
+        "mean": model.mean.flatten().tolist(),
+        "std": model.std.flatten().tolist(),
+        "input_size": list(model.input_size or (224, 224)),
+        "channels": net.channels,
+        "widths": net.widths,
+        "encoder": model.name,
+        **meta,
+    }
     save_checkpoint(path, net.state_dict(), full, overwrite=overwrite)
 
 
@@ -170,8 +186,10 @@ def load_rts_net(path: str, model: Classifier) -> tuple[RTSNet, dict[str, Any]]:
         raise WeightsError(f"{path} is not an RTS checkpoint (arch {meta.get('arch')!r})")
     probe = build_rts_net(model)
     if probe.channels != meta["channels"] or probe.num_classes != len(meta["classes"]):
-        raise WeightsError(f"{path} was trained for encoder stages {meta['channels']} / {len(meta['classes'])} "
-                           f"classes, but {model.name} has {probe.channels} / {probe.num_classes}")
+        raise WeightsError(
+            f"{path} was trained for encoder stages {meta['channels']} / {len(meta['classes'])} "
+            f"classes, but {model.name} has {probe.channels} / {probe.num_classes}"
+        )
     net = RTSNet(meta["channels"], len(meta["classes"]), meta["widths"])
     load_state_into(net, state, path)
     net.eval()
@@ -181,11 +199,15 @@ def load_rts_net(path: str, model: Classifier) -> tuple[RTSNet, dict[str, Any]]:
 
 
 @INTERPRETERS.register("rts")
-def create_rts(model: Classifier, weights: str | None = None, kappa: float = 0.0, normalise: str = "none") -> RtsInterpreter:
+def create_rts(
+    model: Classifier, weights: str | None = None, kappa: float = 0.0, normalise: str = "none"
+) -> RtsInterpreter:
     """RTS: trained masking network (encoder = classifier), map at H/4."""
     path = weights or embedded_checkpoint(f"rts-{model.name}")
     if not os.path.isfile(path):
-        raise WeightsError(f"no RTS weights for {model.name!r} ({path} not found); train them with "
-                           f"`doublecross train-rts --model {model.name} --out rts.pt` and pass rts_weights")
+        raise WeightsError(
+            f"no RTS weights for {model.name!r} ({path} not found); train them with "
+            f"`doublecross train-rts --model {model.name} --out rts.pt` and pass rts_weights"
+        )
     net, _ = load_rts_net(path, model)
     return RtsInterpreter(model, net, kappa=kappa, normalise=normalise).to(model.mean.device)

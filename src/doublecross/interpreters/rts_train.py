@@ -49,7 +49,12 @@ def smoothness(m: torch.Tensor) -> torch.Tensor:
     """``(Σ Δ_v² + Σ Δ_h² + 0.3·Σ_border m²) / (2B)`` of masks (B, 1, h, w)."""
     dv = (m[..., 1:, :] - m[..., :-1, :]).pow(2).sum()
     dh = (m[..., :, 1:] - m[..., :, :-1]).pow(2).sum()
-    border = m[..., 0, :].pow(2).sum() + m[..., -1, :].pow(2).sum() + m[..., 1:-1, 0].pow(2).sum() + m[..., 1:-1, -1].pow(2).sum()
+    border = (
+        m[..., 0, :].pow(2).sum()
+        + m[..., -1, :].pow(2).sum()
+        + m[..., 1:-1, 0].pow(2).sum()
+        + m[..., 1:-1, -1].pow(2).sum()
+    )
     return (dv + dh + 0.3 * border) / (2 * m.shape[0])
 
 
@@ -63,8 +68,15 @@ def alternatives(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
     return torch.where(pick, blurred, flat)
 
 
-def rts_loss(model: Classifier, net: RTSNet, x: torch.Tensor, y: torch.Tensor, s: torch.Tensor,
-             gen: torch.Generator, cfg: RtsTrainConfig) -> tuple[torch.Tensor, dict[str, float]]:
+def rts_loss(
+    model: Classifier,
+    net: RTSNet,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    s: torch.Tensor,
+    gen: torch.Generator,
+    cfg: RtsTrainConfig,
+) -> tuple[torch.Tensor, dict[str, float]]:
     """The training loss on one batch, and its parts."""
     real = s == y
     with torch.no_grad():
@@ -83,14 +95,27 @@ def rts_loss(model: Classifier, net: RTSNet, x: torch.Tensor, y: torch.Tensor, s
     smooth = smoothness(mask)
     exist = F.cross_entropy(exists, real.long())
     loss = dest.mean() + cfg.area_weight * area + cfg.smooth_weight * smooth + cfg.preserve_weight * pres.mean() + exist
-    parts = {"loss": loss.item(), "destroy": dest.mean().item(), "preserve": pres.mean().item(),
-             "area": area.item(), "smooth": smooth.item(), "exists": exist.item()}
+    parts = {
+        "loss": loss.item(),
+        "destroy": dest.mean().item(),
+        "preserve": pres.mean().item(),
+        "area": area.item(),
+        "smooth": smooth.item(),
+        "exists": exist.item(),
+    }
     return loss, parts
 
 
-def train_rts(model: Classifier, images: torch.Tensor, labels: torch.Tensor, out: str,
-              cfg: RtsTrainConfig = RtsTrainConfig(), overwrite: bool = False,
-              progress: bool | None = None, command: str = "") -> dict[str, Any]:
+def train_rts(
+    model: Classifier,
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    out: str,
+    cfg: RtsTrainConfig = RtsTrainConfig(),
+    overwrite: bool = False,
+    progress: bool | None = None,
+    command: str = "",
+) -> dict[str, Any]:
     """Train an RTS masking network for ``model`` on ``images (N, 3, H, W)``, ``labels (N,)``.
 
     Returns:
@@ -124,10 +149,18 @@ def train_rts(model: Classifier, images: torch.Tensor, labels: torch.Tensor, out
         history.append(parts["loss"])
     net.eval()
     k = min(100, len(history))
-    meta = {"steps": cfg.steps, "batch_size": cfg.batch_size, "seed": cfg.seed, "kappa": 0.0,
-            "loss_first": sum(history[:k]) / max(1, k), "loss_last": sum(history[-k:]) / max(1, k),
-            "train_time_s": round(time.time() - t0, 1), "threads": torch.get_num_threads(),
-            "command": command, "config": dict(vars(cfg)) if hasattr(cfg, "__dict__") else {}}
+    meta = {
+        "steps": cfg.steps,
+        "batch_size": cfg.batch_size,
+        "seed": cfg.seed,
+        "kappa": 0.0,
+        "loss_first": sum(history[:k]) / max(1, k),
+        "loss_last": sum(history[-k:]) / max(1, k),
+        "train_time_s": round(time.time() - t0, 1),
+        "threads": torch.get_num_threads(),
+        "command": command,
+        "config": dict(vars(cfg)) if hasattr(cfg, "__dict__") else {},
+    }
     meta["config"] = {f: getattr(cfg, f) for f in cfg.__dataclass_fields__}
     save_rts(out, net, model, meta, overwrite=overwrite)
     return meta

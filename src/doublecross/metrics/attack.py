@@ -38,8 +38,12 @@ class Accumulator:
     def summary(self) -> dict[str, float]:
         n = len(self.success)
         ok = [i for i, s in enumerate(self.success) if s]
-        out: dict[str, float] = {"n": n, "successes": len(ok), "failures": n - len(ok),
-                                 "success_rate": len(ok) / n if n else float("nan")}
+        out: dict[str, float] = {
+            "n": n,
+            "successes": len(ok),
+            "failures": n - len(ok),
+            "success_rate": len(ok) / n if n else float("nan"),
+        }
         for k, vals in self.values.items():
             sel = [vals[i] for i in ok]
             mean = sum(sel) / len(sel) if sel else float("nan")

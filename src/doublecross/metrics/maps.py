@@ -1,7 +1,7 @@
 """Distances between maps, pure functions ``(a, b) -> (B,)`` at native resolution (spec §8).
 
-    L1 = (1/N)·Σ|a - b|        L2 = √(Σ(a - b)²)/√N
-    IoU_k = |A_k(a) ∩ A_k(b)| / |A_k(a) ∪ A_k(b)|,  A_k = the ⌈kN/100⌉ largest cells (ties by flat index)
+L1 = (1/N)·Σ|a - b|        L2 = √(Σ(a - b)²)/√N
+IoU_k = |A_k(a) ∩ A_k(b)| / |A_k(a) ∪ A_k(b)|,  A_k = the ⌈kN/100⌉ largest cells (ties by flat index)
 """
 
 from __future__ import annotations

@@ -76,14 +76,29 @@ def _is_torchvision(cls_name: str) -> Callable[[nn.Module], bool]:
 
 
 ADAPTERS: list[Adapter] = [
-    Adapter("small", lambda n: isinstance(n, (SmallResNet, SmallDenseNet)),
-            lambda n, x: n.features(x), lambda n: n.fc, _small_stages),
-    Adapter("torchvision-resnet", _is_torchvision("ResNet"),
-            lambda n, x: _resnet_stages(n, x)[-1], lambda n: n.fc, _resnet_stages),
+    Adapter(
+        "small",
+        lambda n: isinstance(n, (SmallResNet, SmallDenseNet)),
+        lambda n, x: n.features(x),
+        lambda n: n.fc,
+        _small_stages,
+    ),
+    Adapter(
+        "torchvision-resnet",
+        _is_torchvision("ResNet"),
+        lambda n, x: _resnet_stages(n, x)[-1],
+        lambda n: n.fc,
+        _resnet_stages,
+    ),
     # torchvision's DenseNet applies F.relu(..., inplace=True) after `features`; we apply it
     # ourselves, out of place (spec §2.3).
-    Adapter("torchvision-densenet", _is_torchvision("DenseNet"),
-            lambda n, x: F.relu(n.features(x)), lambda n: n.classifier, _densenet_stages),
+    Adapter(
+        "torchvision-densenet",
+        _is_torchvision("DenseNet"),
+        lambda n, x: F.relu(n.features(x)),
+        lambda n: n.classifier,
+        _densenet_stages,
+    ),
 ]
 
 

@@ -17,7 +17,9 @@ from .weights import WeightsError, load_weights_file
 REQUIRED_META = ("arch", "classes", "mean", "std", "input_size")
 
 
-def save_checkpoint(path: str, state_dict: dict[str, torch.Tensor], meta: dict[str, Any], overwrite: bool = False) -> None:
+def save_checkpoint(
+    path: str, state_dict: dict[str, torch.Tensor], meta: dict[str, Any], overwrite: bool = False
+) -> None:
     """Write ``{"state_dict", "meta"}`` to ``path`` atomically; refuse to overwrite unless asked.
 
     Raises:

@@ -13,9 +13,7 @@ from torch import nn
 
 
 def _conv_bn(cin: int, cout: int, stride: int = 1, k: int = 3) -> nn.Sequential:
-    return nn.Sequential(
-        nn.Conv2d(cin, cout, k, stride=stride, padding=k // 2, bias=False), nn.BatchNorm2d(cout)
-    )
+    return nn.Sequential(nn.Conv2d(cin, cout, k, stride=stride, padding=k // 2, bias=False), nn.BatchNorm2d(cout))
 
 
 class BasicBlock(nn.Module):
@@ -26,9 +24,7 @@ class BasicBlock(nn.Module):
         self.conv1 = _conv_bn(cin, cout, stride)
         self.conv2 = _conv_bn(cout, cout)
         self.relu = nn.ReLU()
-        self.shortcut: nn.Module = (
-            _conv_bn(cin, cout, stride, k=1) if (stride != 1 or cin != cout) else nn.Identity()
-        )
+        self.shortcut: nn.Module = _conv_bn(cin, cout, stride, k=1) if (stride != 1 or cin != cout) else nn.Identity()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.relu(self.conv2(self.relu(self.conv1(x))) + self.shortcut(x))
@@ -86,9 +82,7 @@ class DenseLayer(nn.Module):
 
 class Transition(nn.Sequential):
     def __init__(self, cin: int, cout: int) -> None:
-        super().__init__(
-            nn.BatchNorm2d(cin), nn.ReLU(), nn.Conv2d(cin, cout, 1, bias=False), nn.AvgPool2d(2)
-        )
+        super().__init__(nn.BatchNorm2d(cin), nn.ReLU(), nn.Conv2d(cin, cout, 1, bias=False), nn.AvgPool2d(2))
 
 
 class SmallDenseNet(nn.Module):

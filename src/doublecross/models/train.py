@@ -1,7 +1,8 @@
 """Training of our own classifiers (``doublecross train``): seeded, with progress, checkpointed.
 
 SGD with Nesterov momentum and a one-cycle learning-rate schedule, random horizontal flips,
-optional Gaussian-noise augmentation (per-image σ ~ U(0, noise_std)), cross-entropy; the test accuracy is measured at the end and stored in the checkpoint metadata.
+optional Gaussian-noise augmentation (per-image σ ~ U(0, noise_std)), cross-entropy; the test
+accuracy is measured at the end and stored in the checkpoint metadata.
 """
 
 from __future__ import annotations
@@ -66,12 +67,13 @@ def accuracy(model: Classifier, x: torch.Tensor, y: torch.Tensor, batch_size: in
     """Top-1 accuracy of ``model`` on images ``x (N, 3, H, W)`` in [0, 1] and labels ``y (N,)``."""
     correct = 0
     for i in range(0, len(x), batch_size):
-        correct += int((model(x[i:i + batch_size]).argmax(1) == y[i:i + batch_size]).sum())
+        correct += int((model(x[i : i + batch_size]).argmax(1) == y[i : i + batch_size]).sum())
     return correct / max(1, len(x))
 
 
-def train(cfg: TrainConfig, out: str, overwrite: bool = False, progress: bool | None = None,
-          command: str | None = None) -> dict[str, Any]:
+def train(
+    cfg: TrainConfig, out: str, overwrite: bool = False, progress: bool | None = None, command: str | None = None
+) -> dict[str, Any]:
     """Train ``cfg.arch`` on ``cfg.dataset`` and write a checkpoint to ``out``.
 
     Returns:
@@ -108,7 +110,7 @@ def train(cfg: TrainConfig, out: str, overwrite: bool = False, progress: bool | 
         perm = torch.randperm(len(x_train), generator=gen)
         total, seen = 0.0, 0
         for i in range(0, len(perm), cfg.batch_size):
-            idx = perm[i:i + cfg.batch_size]
+            idx = perm[i : i + cfg.batch_size]
             x, y = x_train[idx], y_train[idx]
             flip = torch.rand(len(idx), generator=gen) < 0.5
             x = torch.where(flip.view(-1, 1, 1, 1), x.flip(3), x)
@@ -130,12 +132,22 @@ def train(cfg: TrainConfig, out: str, overwrite: bool = False, progress: bool | 
     clf = Classifier(net, cfg.mean, cfg.std, classes=classes)
     acc = accuracy(clf, x_test, y_test)
     meta = {
-        "arch": cfg.arch, "arch_kwargs": dict(cfg.arch_kwargs), "classes": classes,
-        "mean": list(cfg.mean), "std": list(cfg.std), "input_size": input_size,
-        "dataset": cfg.dataset, "accuracy": acc, "test_size": len(x_test), "seed": cfg.seed,
-        "epochs": cfg.epochs, "train_time_s": round(train_time, 1),
-        "threads": torch.get_num_threads(), "command": command or "",
-        "torch": str(torch.__version__), "doublecross": __version__,
+        "arch": cfg.arch,
+        "arch_kwargs": dict(cfg.arch_kwargs),
+        "classes": classes,
+        "mean": list(cfg.mean),
+        "std": list(cfg.std),
+        "input_size": input_size,
+        "dataset": cfg.dataset,
+        "accuracy": acc,
+        "test_size": len(x_test),
+        "seed": cfg.seed,
+        "epochs": cfg.epochs,
+        "train_time_s": round(train_time, 1),
+        "threads": torch.get_num_threads(),
+        "command": command or "",
+        "torch": str(torch.__version__),
+        "doublecross": __version__,
     }
     save_checkpoint(out, net.state_dict(), meta, overwrite=overwrite)
     return meta

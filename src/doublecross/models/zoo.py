@@ -69,8 +69,12 @@ def classifier_from_checkpoint(path: str, name: str | None = None) -> Classifier
     net = ARCHITECTURES.create(arch, num_classes=len(meta["classes"]), **meta.get("arch_kwargs", {}))
     load_state_into(net, state, path)
     clf = Classifier(
-        net, meta["mean"], meta["std"], classes=meta["classes"],
-        input_size=tuple(meta["input_size"]), name=name or os.path.basename(path),
+        net,
+        meta["mean"],
+        meta["std"],
+        classes=meta["classes"],
+        input_size=tuple(meta["input_size"]),
+        name=name or os.path.basename(path),
     )
     clf.meta = meta
     return clf
@@ -127,8 +131,12 @@ def _imagenet(arch: str, weights_enum: list, weights: str | None) -> Classifier:
         state = remap_densenet_keys(state)
     load_state_into(net, state, path)
     return Classifier(
-        net, IMAGENET_MEAN, IMAGENET_STD, classes=weights_enum[0].meta["categories"],
-        input_size=(224, 224), name=arch,
+        net,
+        IMAGENET_MEAN,
+        IMAGENET_STD,
+        classes=weights_enum[0].meta["categories"],
+        input_size=(224, 224),
+        name=arch,
     )
 
 

@@ -35,13 +35,25 @@ def build_report(out: str, class_names: list[str] | None = None) -> tuple[str, l
                 if s["unit"] == unit and s["batch"] == 0:
                     by.setdefault(s["method"], []).append(s)
             x = store.array(0, unit, "x")
-            labels = {"benign": [cap(s["label"], 1.0).replace(" (1.00)", " (true)") for s in by.get("adv2", [])],
-                      "pgd": [cap(s["pred"], s["confidence"]) for s in by.get("pgd", [])],
-                      "adv2": [cap(s["pred"], s["confidence"]) for s in by.get("adv2", [])]}
+            labels = {
+                "benign": [cap(s["label"], 1.0).replace(" (1.00)", " (true)") for s in by.get("adv2", [])],
+                "pgd": [cap(s["pred"], s["confidence"]) for s in by.get("pgd", [])],
+                "adv2": [cap(s["pred"], s["confidence"]) for s in by.get("adv2", [])],
+            }
             png = os.path.join(out, f"grid_{interp}.png")
-            grid_figure(png, interp, x, store.array(0, "pgd", "x"), store.array(0, unit, "adv_x"),
-                        {"benign": store.array(0, unit, "benign_map"), "pgd": store.array(0, unit, "pgd_map"),
-                         "adv2": store.array(0, unit, "adv_map")}, labels)
+            grid_figure(
+                png,
+                interp,
+                x,
+                store.array(0, "pgd", "x"),
+                store.array(0, unit, "adv_x"),
+                {
+                    "benign": store.array(0, unit, "benign_map"),
+                    "pgd": store.array(0, unit, "pgd_map"),
+                    "adv2": store.array(0, unit, "adv_map"),
+                },
+                labels,
+            )
             figures[interp] = png
     finally:
         store.close()

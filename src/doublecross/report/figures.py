@@ -15,8 +15,16 @@ def _img(x: torch.Tensor) -> np.ndarray:
     return x.permute(1, 2, 0).clamp(0, 1).numpy()
 
 
-def grid_figure(path: str, interpreter: str, x: torch.Tensor, x_pgd: torch.Tensor, x_adv: torch.Tensor,
-                maps: dict[str, torch.Tensor], labels: dict[str, list[str]], rows: int = 4) -> None:
+def grid_figure(
+    path: str,
+    interpreter: str,
+    x: torch.Tensor,
+    x_pgd: torch.Tensor,
+    x_adv: torch.Tensor,
+    maps: dict[str, torch.Tensor],
+    labels: dict[str, list[str]],
+    rows: int = 4,
+) -> None:
     """Save a grid: one row per image; columns benign/PGD/ADV² input and map (maps in [0, 1]).
 
     Args:
@@ -34,7 +42,7 @@ def grid_figure(path: str, interpreter: str, x: torch.Tensor, x_pgd: torch.Tenso
         for j, ((title, imgs), key) in enumerate(zip(cols, keys, strict=True)):
             ax_in, ax_map = axes[i, 2 * j], axes[i, 2 * j + 1]
             ax_in.imshow(_img(imgs[i]))
-            up = F.interpolate(maps[key][i:i + 1].float(), size=size, mode="bilinear", align_corners=False)[0, 0]
+            up = F.interpolate(maps[key][i : i + 1].float(), size=size, mode="bilinear", align_corners=False)[0, 0]
             im = ax_map.imshow(up.numpy(), cmap="jet", vmin=0.0, vmax=1.0)
             ax_in.set_xlabel(labels[key][i], fontsize=7)
             if i == 0:

@@ -8,8 +8,25 @@ from typing import Any
 
 from ..metrics import IOU_KS, Accumulator
 
-COLUMNS = ["interpreter", "method", "n", "successes", "success_rate", "confidence", "confidence_std",
-           "l1", "l1_std", "l2", "l2_std", "iou", "iou_std"] + [f"iou{k}" for k in IOU_KS] + ["gt_iou", "linf"]
+COLUMNS = (
+    [
+        "interpreter",
+        "method",
+        "n",
+        "successes",
+        "success_rate",
+        "confidence",
+        "confidence_std",
+        "l1",
+        "l1_std",
+        "l2",
+        "l2_std",
+        "iou",
+        "iou_std",
+    ]
+    + [f"iou{k}" for k in IOU_KS]
+    + ["gt_iou", "linf"]
+)
 
 
 def summarise(samples: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -20,10 +37,14 @@ def summarise(samples: list[dict[str, Any]]) -> list[dict[str, Any]]:
     for s in samples:
         if not s["interpreter"]:
             continue
-        keys = [k for k in s if k not in ("batch", "idx", "unit", "interpreter", "method", "success", "label",
-                                          "target", "pred")]
-        groups[(s["interpreter"], s["method"])].add(torch.tensor([s["success"]]),
-                                                    **{k: torch.tensor([float(s[k])]) for k in keys})
+        keys = [
+            k
+            for k in s
+            if k not in ("batch", "idx", "unit", "interpreter", "method", "success", "label", "target", "pred")
+        ]
+        groups[(s["interpreter"], s["method"])].add(
+            torch.tensor([s["success"]]), **{k: torch.tensor([float(s[k])]) for k in keys}
+        )
     rows = []
     for (interp, method), acc in sorted(groups.items(), key=lambda kv: (kv[0][0], kv[0][1] != "pgd")):
         rows.append({"interpreter": interp, "method": method, **acc.summary()})
@@ -41,6 +62,7 @@ def write_csv(rows: list[dict[str, Any]], path: str) -> None:
 
 def format_table(rows: list[dict[str, Any]]) -> str:
     """A plain-text table: interpreter, method, success, confidence, L1, L2, mean IoU (± std)."""
+
     def pm(r: dict[str, Any], k: str) -> str:
         v, s = r.get(k, float("nan")), r.get(f"{k}_std", float("nan"))
         return f"{v:.3f}±{s:.3f}" if s == s else f"{v:.3f}"
@@ -49,6 +71,8 @@ def format_table(rows: list[dict[str, Any]]) -> str:
     lines = [head, "-" * len(head)]
     for r in rows:
         succ = f"{r['successes']}/{r['n']} {100 * r['success_rate']:.0f}%"
-        lines.append(f"{r['interpreter']:<8} {('ADV²' if r['method'] == 'adv2' else 'PGD'):<6} {succ:>12} "
-                     f"{pm(r, 'confidence'):>13} {pm(r, 'l1'):>13} {pm(r, 'l2'):>13} {pm(r, 'iou'):>13}")
+        lines.append(
+            f"{r['interpreter']:<8} {('ADV²' if r['method'] == 'adv2' else 'PGD'):<6} {succ:>12} "
+            f"{pm(r, 'confidence'):>13} {pm(r, 'l1'):>13} {pm(r, 'l2'):>13} {pm(r, 'iou'):>13}"
+        )
     return "\n".join(lines)

@@ -1,0 +1,168 @@
+"""Attack step costs, measured side by side in one run on the same model and batch.
+
+Each step cost is differential: (time of an attack with 2k stage-2 steps - time with k) / k, so
+set-up and final evaluation cancel; medians over repeats. Prints the ratios the issue asks for:
+
+    our PGD step / torchattacks PGD step          ADV²-CAM step / PGD step
+    ADV²-GRAD step / bare double-backprop step    ADV²-RTS step / PGD step
+    ADV²-MASK step / PGD step                     per-image cost at batch 16 / batch 1 (ADV²-CAM)
+    peak memory of the GRAD attack, ResNet-50 224² batch 8 (random weights, --resnet50)
+    wall time of the main job (--main-job)
+
+    python bench/attacks.py [--batch 16] [--k 10] [--repeats 3] [--resnet50] [--main-job]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+import torch
+import torch.nn.functional as F
+
+from doublecross.attacks import ATTACKS, AttackConfig
+from doublecross.interpreters import create_interpreter
+from doublecross.models import create_model, smooth_relu
+from doublecross.threats import THREATS
+
+
+def _median(fn, repeats: int) -> float:  # type: ignore[no-untyped-def]
+    times = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t)
+    return statistics.median(times)
+
+
+def step_cost(model, interp, x, t, m_t, kind: str, k: int, repeats: int, **cfg) -> float:  # type: ignore[no-untyped-def]
+    th = THREATS.create("linf")
+
+    def run(n: int) -> None:
+        c = AttackConfig(n_warm=0, n_total=n, **cfg)
+        attack = ATTACKS.create(kind, threat=th, config=c)
+        attack(model, x, t, interp, m_t) if interp is not None else attack(model, x, t)
+
+    return (_median(lambda: run(2 * k), repeats) - _median(lambda: run(k), repeats)) / k
+
+
+def torchattacks_step(model, x, t, k: int, repeats: int) -> float:  # type: ignore[no-untyped-def]
+    import torchattacks
+
+    def run(n: int) -> None:
+        a = torchattacks.PGD(model, eps=0.031, alpha=1 / 255, steps=n, random_start=False)
+        a.set_mode_targeted_by_label(quiet=True)
+        a(x, t)
+
+    return (_median(lambda: run(2 * k), repeats) - _median(lambda: run(k), repeats)) / k
+
+
+def bare_double_backprop(model, x, t, k: int, repeats: int) -> float:  # type: ignore[no-untyped-def]
+    """The reference GRAD step: surrogate forward, create-graph gradient, backward of a loss on it."""
+
+    def one() -> None:
+        xi = x.clone().requires_grad_(True)
+        with smooth_relu():
+            z = model(xi)
+            (g,) = torch.autograd.grad(F.cross_entropy(z, t, reduction="sum"), xi, create_graph=True)
+            loss = F.cross_entropy(z, t) + g.abs().mean()
+            loss.backward()
+
+    def run(n: int) -> None:
+        for _ in range(n):
+            one()
+
+    return (_median(lambda: run(2 * k), repeats) - _median(lambda: run(k), repeats)) / k
+
+
+RESNET50_PEAK = """
+import resource, torch
+from doublecross.models import Classifier
+from doublecross.interpreters import create_interpreter
+from doublecross.attacks import ATTACKS, AttackConfig
+from doublecross.threats import THREATS
+import torchvision
+torch.manual_seed(0)
+m = Classifier(torchvision.models.resnet50())
+g = create_interpreter("grad", m)
+x = torch.rand(8, 3, 224, 224)
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+ATTACKS.create("adv2", threat=THREATS.create("linf"), config=AttackConfig(n_warm=0, n_total=1, lam=1.0,
+               check_every=100))(m, x, 1, g, torch.zeros(8, 1, 56, 56))
+print(before, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+"""
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--model", default="scenes-resnet")
+    p.add_argument("--batch", type=int, default=16)
+    p.add_argument("--k", type=int, default=10)
+    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--resnet50", action="store_true", help="also measure peak memory of GRAD on ResNet-50 224²")
+    p.add_argument("--main-job", action="store_true", help="also time `doublecross attack` (the main job)")
+    a = p.parse_args()
+    torch.manual_seed(0)
+    model = create_model(a.model)
+    x = torch.round(torch.rand(a.batch, 3, 64, 64) * 255) / 255
+    t = torch.randint(0, model.num_classes, (a.batch,))
+    k, r = a.k, a.repeats
+    interps = {n: create_interpreter(n, model) for n in ("cam", "grad", "rts", "mask")}
+    maps = {n: i.explain(x, t).map for n, i in interps.items() if n != "mask"}
+    maps["mask"] = torch.full((a.batch, 1, 8, 8), 0.5)
+    print(f"model {a.model}, batch {a.batch}, threads {torch.get_num_threads()}, k={k}, median of {r}")
+    pgd = step_cost(model, None, x, t, None, "pgd", k, r)
+    rows = [
+        ("our PGD step / torchattacks PGD step", pgd / torchattacks_step(model, x, t, k, r), 1.0),
+        (
+            "ADV²-CAM step / PGD step",
+            step_cost(model, interps["cam"], x, t, maps["cam"], "adv2", k, r, lam=1.0) / pgd,
+            1.1,
+        ),
+        (
+            "ADV²-GRAD step / bare double-backprop step",
+            step_cost(model, interps["grad"], x, t, maps["grad"], "adv2", k, r, lam=1.0, check_every=10)
+            / bare_double_backprop(model, x, t, k, r),
+            1.1,
+        ),
+        (
+            "ADV²-RTS step / PGD step",
+            step_cost(model, interps["rts"], x, t, maps["rts"], "adv2", k, r, lam=1.0, extra={"encoder": 0.1}) / pgd,
+            2.3,
+        ),
+        (
+            "ADV²-MASK step / PGD step",
+            step_cost(
+                model, interps["mask"], x, t, maps["mask"], "adv2-bilevel", max(2, k // 5), 1, n_reset=10**6, n_bs=12
+            )
+            / pgd,
+            15.0,
+        ),
+    ]
+    cam1 = step_cost(model, interps["cam"], x[:1], t[:1], maps["cam"][:1], "adv2", k, r, lam=1.0)
+    cam16 = step_cost(model, interps["cam"], x, t, maps["cam"], "adv2", k, r, lam=1.0)
+    rows.append((f"per-image ADV²-CAM cost, batch {a.batch} / batch 1", cam16 / a.batch / cam1, 0.5))
+    print(f"{'ratio':<48} {'measured':>9} {'target':>8}")
+    for name, val, target in rows:
+        print(f"{name:<48} {val:>9.2f} {'<= ' + str(target):>8}")
+    print(f"(PGD step {pgd * 1e3:.1f} ms at batch {a.batch})")
+    if a.resnet50:
+        out = subprocess.run([sys.executable, "-c", RESNET50_PEAK], capture_output=True, text=True, check=True).stdout
+        before, after = (int(v) for v in out.split())
+        print(
+            f"peak RSS of one ADV²-GRAD step, ResNet-50 224² batch 8: {after / 2**20:.2f} GB "
+            f"(process before the attack: {before / 2**20:.2f} GB; target <= 3.5 GB)"
+        )
+    if a.main_job:
+        with tempfile.TemporaryDirectory() as d:
+            t0 = time.perf_counter()
+            subprocess.run(["doublecross", "attack", "--out", f"{d}/run", "--quiet"], check=True, capture_output=True)
+            print(f"main job wall time: {(time.perf_counter() - t0) / 60:.2f} min (target <= 5 min)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,28 @@
+"""Acceptance figures of ADV²-PGD on the embedded scenes-resnet with its calibrated preset.
+
+16 correctly classified test images, every interpreter (spec §12, claims 1-2):
+ADV² success ≥ 95 % (MASK ≥ 90 %); ADV² mean L1 to the benign map ≤ 0.5 × PGD's; ADV² IoU_k
+above PGD's at every k. Slow (several minutes on 2 cores): ``python -m pytest -m slow``.
+"""
+
+import pytest
+
+from doublecross.experiments.job import JobConfig
+from doublecross.experiments.runner import run_job
+from doublecross.metrics import IOU_KS
+from doublecross.report import build_report
+
+
+@pytest.mark.slow
+def test_adv2_acceptance_on_scenes_resnet(tmp_path):
+    out = str(tmp_path / "acceptance")
+    run_job(JobConfig(limit=16, batch_size=16), out, progress=False)
+    _, rows = build_report(out)
+    stats = {(r["interpreter"], r["method"]): r for r in rows}
+    for interp in ("grad", "cam", "mask", "rts"):
+        adv, pgd = stats[(interp, "adv2")], stats[(interp, "pgd")]
+        assert adv["n"] == 16
+        assert adv["success_rate"] >= (0.90 if interp == "mask" else 0.95), (interp, adv["success_rate"])
+        assert adv["l1"] <= 0.5 * pgd["l1"], (interp, adv["l1"], pgd["l1"])
+        for k in IOU_KS:
+            assert adv[f"iou{k}"] > pgd[f"iou{k}"], (interp, k, adv[f"iou{k}"], pgd[f"iou{k}"])
