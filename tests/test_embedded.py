@@ -58,8 +58,11 @@ def test_grad_cam_rts_beat_the_centred_blob(name):
         assert r["pointing"] >= blob["pointing"], (n, r, blob)
 
 
-@pytest.mark.xfail(strict=True, reason="known shortfall: blur deletion cannot remove flat 64 px shapes (circles, "
-                   "rings), so MASK localises worse than a centred blob on scenes; see the issue note")
+@pytest.mark.xfail(
+    strict=True,
+    reason="known shortfall: blur deletion cannot remove flat 64 px shapes (circles, "
+    "rings), so MASK localises worse than a centred blob on scenes; see the issue note",
+)
 def test_mask_beats_the_centred_blob():
     rows, blob = _faithfulness("scenes-resnet", ("mask",), 50)
     assert rows["mask"]["iou"] > blob["iou"] and rows["mask"]["pointing"] >= blob["pointing"]

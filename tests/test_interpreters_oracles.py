@@ -108,7 +108,9 @@ def test_mask_lowers_the_target_score(scenes_resnet, scene_batch):
     x, y, _ = scene_batch
     from doublecross.attacks.presets import interpreter_defaults
 
-    interp = create_interpreter("mask", scenes_resnet, steps=300, **interpreter_defaults("scenes-resnet")["mask"])
+    interp = create_interpreter(
+        "mask", scenes_resnet, **{**interpreter_defaults("scenes-resnet")["mask"], "steps": 300}
+    )
     out = interp.explain(x, y)
     up, blurred, c = interp.prepare(x)
     with torch.no_grad():

@@ -128,9 +128,9 @@ def cmd_train_rts(args: argparse.Namespace) -> int:
 
 
 def cmd_evaluate_interpreters(args: argparse.Namespace) -> int:
+    from .attacks.presets import interpreter_defaults
     from .data import create_dataset
     from .interpreters import create_interpreter
-    from .attacks.presets import interpreter_defaults
     from .interpreters.faithfulness import evaluate_interpreters
     from .models.zoo import create_model
 
