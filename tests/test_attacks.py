@@ -4,8 +4,8 @@ import pytest
 import torch
 
 from doublecross.attacks import ATTACKS, AttackConfig
-from doublecross.attacks.base import flush_denormal
 from doublecross.interpreters import create_interpreter
+from doublecross.numerics import flush_denormal
 from doublecross.threats import THREATS
 
 

@@ -7,8 +7,6 @@ the image a user would save.
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any, final
 
@@ -16,6 +14,7 @@ import torch
 
 from ..interpreters.base import Interpreter, Target, as_targets
 from ..models.wrapper import Classifier, check_images
+from ..numerics import flush_denormal
 from ..threats.base import ThreatModel
 from .config import AttackConfig
 
@@ -43,22 +42,6 @@ class AttackResult:
     size: dict[str, torch.Tensor] = field(default_factory=dict)
     last: torch.Tensor | None = None
     history: list[dict[str, Any]] = field(default_factory=list)
-
-
-@contextlib.contextmanager
-def flush_denormal() -> Iterator[None]:
-    """Flush denormal floats for the duration of an attack (CPU).
-
-    Late in long attacks, denormals made the smoothed-ReLU double backward 3.5× slower with
-    identical results. PyTorch has no getter for this flag: it is reset to its default (off) on
-    exit, so library users never see a global change after the attack returns.
-    """
-    changed = torch.set_flush_denormal(True)
-    try:
-        yield
-    finally:
-        if changed:
-            torch.set_flush_denormal(False)
 
 
 class Attack:

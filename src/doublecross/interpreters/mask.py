@@ -27,6 +27,7 @@ import torch
 import torch.nn.functional as F
 
 from ..models.wrapper import Classifier
+from ..numerics import flush_denormal
 from . import INTERPRETERS
 from .base import Interpretation, Interpreter, minmax_normalise
 from .functional_adam import AdamState, adam_step
@@ -196,7 +197,8 @@ class MaskInterpreter(Interpreter):
         graph = graph and x.requires_grad
         gen = torch.Generator().manual_seed(self.seed)
         unroll = min(self.unroll, self.steps) if graph else 0
-        new_state = self.run(x, t, state, self.steps - unroll, unroll, gen)
+        with flush_denormal():  # saturated masks drive the Adam moments into denormals
+            new_state = self.run(x, t, state, self.steps - unroll, unroll, gen)
         sal = 1 - new_state.m
         logits = self.model(x) if graph else self.model(x.detach())
         return Interpretation(logits, minmax_normalise(sal) if self.normalise == "minmax" else sal, new_state)
