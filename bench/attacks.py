@@ -25,6 +25,7 @@ import torch
 import torch.nn.functional as F
 
 from doublecross.attacks import ATTACKS, AttackConfig
+from doublecross.attacks.presets import interpreter_defaults
 from doublecross.interpreters import create_interpreter
 from doublecross.models import create_model, smooth_relu
 from doublecross.threats import THREATS
@@ -84,6 +85,7 @@ import resource, torch
 from doublecross.models import Classifier
 from doublecross.interpreters import create_interpreter
 from doublecross.attacks import ATTACKS, AttackConfig
+from doublecross.attacks.presets import interpreter_defaults
 from doublecross.threats import THREATS
 import torchvision
 torch.manual_seed(0)
@@ -111,7 +113,8 @@ def main() -> None:
     x = torch.round(torch.rand(a.batch, 3, 64, 64) * 255) / 255
     t = torch.randint(0, model.num_classes, (a.batch,))
     k, r = a.k, a.repeats
-    interps = {n: create_interpreter(n, model) for n in ("cam", "grad", "rts", "mask")}
+    opts = interpreter_defaults(a.model)  # the calibrated preset's settings (MASK blur and steps)
+    interps = {n: create_interpreter(n, model, **opts.get(n, {})) for n in ("cam", "grad", "rts", "mask")}
     maps = {n: i.explain(x, t).map for n, i in interps.items() if n != "mask"}
     maps["mask"] = torch.full((a.batch, 1, 8, 8), 0.5)
     print(f"model {a.model}, batch {a.batch}, threads {torch.get_num_threads()}, k={k}, median of {r}")
