@@ -38,3 +38,17 @@ def test_type_missing_and_range_errors():
         TrainConfig.from_dict({"arch": "small-resnet", "dataset": "scenes", "lr": -1.0})
     with pytest.raises(ConfigError, match="unknown preset 'nope'"):
         load_preset_dict("nope")
+
+
+def test_every_attack_preset_validates():
+    from doublecross.attacks.presets import attack_preset_names, load_attack_preset
+
+    names = attack_preset_names()
+    assert {"table10-resnet50", "table10-densenet169", "table10-resnet50-q4", "scenes-resnet"} <= set(names)
+    for n in names:
+        p = load_attack_preset(n)
+        assert set(p.interpreters) == {"grad", "cam", "mask", "rts"}
+        assert p.reduction in ("mean", "sum") and all(c.reduction for c in p.interpreters.values())
+    t10 = load_attack_preset("table10-resnet50")
+    assert t10.reduction == "sum" and t10.for_interpreter("cam").lam == 0.204 and t10.threat["eps"] == 0.031
+    assert t10.for_interpreter("rts").extra == {"encoder": 0.1}
