@@ -193,10 +193,7 @@ def cmd_attack(args: argparse.Namespace) -> int:
     cfg = JobConfig.from_dict({k: v for k, v in overrides.items() if v is not None})
     out = args.out or os.path.join("runs", time.strftime("attack-%Y%m%d-%H%M%S"))
     manifest = run_job(cfg, out, resume=args.resume, progress=False if args.quiet else None)
-    from .models.zoo import create_model
-
-    names = create_model(cfg.model, weights=cfg.weights).classes
-    table, _ = build_report(out, names)
+    table, _ = build_report(out)  # class names come from the run's manifest
     print(
         f"doublecross attack: {cfg.model}, {manifest['images']} images, preset {cfg.preset}, "
         f"target map {cfg.target_map}, {manifest['wall_time_s']:.0f} s"

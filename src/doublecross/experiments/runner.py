@@ -168,6 +168,7 @@ def run_job(cfg: JobConfig, out: str, resume: bool = False, progress: bool | Non
         "device": str(device),
         "threads": torch.get_num_threads(),
         "images": len(x_all),
+        "classes": names,
         "wall_time_s": round(time.time() - t_start, 2),
         "unit_seconds": seconds,
         "preset": cfg.preset,

@@ -14,6 +14,7 @@ Selector and decoder train jointly (Adam 1e-3, weight decay 1e-4), κ = 0.
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 import time
 from dataclasses import dataclass
@@ -159,8 +160,7 @@ def train_rts(
         "train_time_s": round(time.time() - t0, 1),
         "threads": torch.get_num_threads(),
         "command": command,
-        "config": dict(vars(cfg)) if hasattr(cfg, "__dict__") else {},
+        "config": dataclasses.asdict(cfg),
     }
-    meta["config"] = {f: getattr(cfg, f) for f in cfg.__dataclass_fields__}
     save_rts(out, net, model, meta, overwrite=overwrite)
     return meta

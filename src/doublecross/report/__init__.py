@@ -16,6 +16,10 @@ from .tables import format_table, summarise, write_csv
 
 def build_report(out: str, class_names: list[str] | None = None) -> tuple[str, list[dict[str, Any]]]:
     """(Re)generate summary.csv, grid_<interp>.png and report.html from ``out``; return the table."""
+    manifest: dict[str, Any] = {}
+    if os.path.isfile(os.path.join(out, "manifest.json")):
+        with open(os.path.join(out, "manifest.json")) as fh:
+            manifest = json.load(fh)
     store = ResultStore(os.path.join(out, "results.sqlite"))
     try:
         samples = list(store.samples())
@@ -23,14 +27,14 @@ def build_report(out: str, class_names: list[str] | None = None) -> tuple[str, l
         write_csv(rows, os.path.join(out, "summary.csv"))
         table = format_table(rows)
         figures = {}
-        names = class_names or []
+        names = class_names or manifest.get("classes") or []
 
         def cap(pred: int, conf: float) -> str:
             return f"{names[pred] if pred < len(names) else pred} ({conf:.2f})"
 
         for interp in sorted({s["interpreter"] for s in samples if s["interpreter"]}):
             unit = f"adv2-{interp}"
-            by = {(s["method"]): [] for s in samples}
+            by: dict[str, list[dict[str, Any]]] = {}
             for s in samples:
                 if s["unit"] == unit and s["batch"] == 0:
                     by.setdefault(s["method"], []).append(s)
@@ -59,9 +63,5 @@ def build_report(out: str, class_names: list[str] | None = None) -> tuple[str, l
         store.close()
     with open(os.path.join(out, "config.yaml")) as fh:
         config = yaml.safe_load(fh)
-    manifest = {}
-    if os.path.isfile(os.path.join(out, "manifest.json")):
-        with open(os.path.join(out, "manifest.json")) as fh:
-            manifest = json.load(fh)
     write_report(os.path.join(out, "report.html"), "doublecross: ADV² vs PGD", table, rows, figures, config, manifest)
     return table, rows
