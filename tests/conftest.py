@@ -9,7 +9,7 @@ from doublecross.data.scenes import ScenesDataset
 from doublecross.models import Classifier, create_model
 from doublecross.models.small import SmallDenseNet, SmallResNet
 
-torch.set_num_threads(2)
+torch.set_num_threads(min(2, torch.get_num_threads()))  # OMP_NUM_THREADS=1 respected
 
 
 @pytest.fixture(scope="session")

@@ -26,3 +26,17 @@ def test_adv2_acceptance_on_scenes_resnet(tmp_path):
         assert adv["l1"] <= 0.5 * pgd["l1"], (interp, adv["l1"], pgd["l1"])
         for k in IOU_KS:
             assert adv[f"iou{k}"] > pgd[f"iou{k}"], (interp, k, adv[f"iou{k}"], pgd[f"iou{k}"])
+
+
+@pytest.mark.slow
+def test_adv2_stadv_acceptance_on_scenes_resnet(tmp_path):
+    """ADV²-StAdv (issue 5): success ≥ 90 % per interpreter; mean L1 ≤ 0.5 × regular StAdv's."""
+    out = str(tmp_path / "stadv")
+    run_job(JobConfig(limit=16, batch_size=16, threats=("stadv",)), out, progress=False)
+    _, rows = build_report(out)
+    stats = {(r["interpreter"], r["method"]): r for r in rows}
+    for interp in ("grad", "cam", "mask", "rts"):
+        adv, base = stats[(interp, "adv2-stadv")], stats[(interp, "stadv")]
+        assert adv["n"] == 16
+        assert adv["success_rate"] >= 0.90, (interp, adv["success_rate"])
+        assert adv["l1"] <= 0.5 * base["l1"], (interp, adv["l1"], base["l1"])

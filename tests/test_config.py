@@ -45,10 +45,39 @@ def test_every_attack_preset_validates():
 
     names = attack_preset_names()
     assert {"table10-resnet50", "table10-densenet169", "table10-resnet50-q4", "scenes-resnet"} <= set(names)
+    assert {"table11-resnet50", "table11-densenet169"} <= set(names)
     for n in names:
         p = load_attack_preset(n)
-        assert set(p.interpreters) == {"grad", "cam", "mask", "rts"}
-        assert p.reduction in ("mean", "sum") and all(c.reduction for c in p.interpreters.values())
-    t10 = load_attack_preset("table10-resnet50")
-    assert t10.reduction == "sum" and t10.for_interpreter("cam").lam == 0.204 and t10.threat["eps"] == 0.031
+        for settings in p.threats.values():
+            assert set(settings.interpreters) == {"grad", "cam", "mask", "rts"}, n
+            assert all(c.reduction in ("mean", "sum") for c in settings.interpreters.values())
+            for cfg in settings.interpreters.values():
+                settings.create_threat(cfg)  # every per-interpreter threat override is valid
+    t10 = load_attack_preset("table10-resnet50").for_threat("linf")
+    assert t10.for_interpreter("cam").lam == 0.204 and t10.params["eps"] == 0.031 and t10.baseline.n_total == 1200
     assert t10.for_interpreter("rts").extra == {"encoder": 0.1}
+    assert t10.for_interpreter("mask").warm_loss == "margin"
+    t11 = load_attack_preset("table11-resnet50")
+    assert t11.reduction == "sum" and set(t11.threats) == {"stadv"}
+    s11 = t11.for_threat("stadv")
+    assert s11.for_interpreter("grad").lam == 0.023 and s11.for_interpreter("cam").lam == 0.653
+    assert s11.for_interpreter("mask").outer == "joint" and s11.create_threat(s11.for_interpreter("mask")).tau == 0.004
+    assert s11.for_interpreter("rts").lam == 0.0408
+    assert load_attack_preset("table11-densenet169").for_threat("stadv").for_interpreter("rts").lam == 0.0612
+    with pytest.raises(ConfigError, match="no 'stadv' block"):
+        load_attack_preset("table10-resnet50").for_threat("stadv")
+
+
+def test_attack_preset_errors(tmp_path):
+    from doublecross.attacks.presets import load_attack_preset
+
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("kind: attack\nlinf: {threat: {eps: 0.03, beta: 1}}\n")
+    with pytest.raises(ConfigError, match="linf.threat"):
+        load_attack_preset(str(bad))
+    bad.write_text("kind: attack\nstadv: {threat: {}, interpreters: {cam: {outer: sideways}}}\n")
+    with pytest.raises(ConfigError, match="outer"):
+        load_attack_preset(str(bad))
+    bad.write_text("kind: attack\nthreat: {eps: 0.03}\n")
+    with pytest.raises(ConfigError, match="unknown field"):
+        load_attack_preset(str(bad))

@@ -18,11 +18,21 @@ PRESET = {
     "description": "tiny test preset",
     "model": "scenes-resnet",
     "int_loss_reduction": "mean",
-    "threat": {"eps": 0.031, "alpha": 0.0078},
-    "pgd": {"n_warm": 0, "n_total": 6},
-    "interpreters": {
-        "cam": {"n_warm": 3, "n_total": 3, "lam": 10.0},
-        "grad": {"n_warm": 3, "n_total": 2, "lam": 10.0, "check_every": 1},
+    "linf": {
+        "threat": {"eps": 0.031, "alpha": 0.0078},
+        "baseline": {"n_warm": 0, "n_total": 6},
+        "interpreters": {
+            "cam": {"n_warm": 3, "n_total": 3, "lam": 10.0},
+            "grad": {"n_warm": 3, "n_total": 2, "lam": 10.0, "check_every": 1},
+        },
+    },
+    "stadv": {
+        "threat": {"tau": 0.0005, "lr": 0.05},
+        "baseline": {"n_warm": 0, "n_total": 40},
+        "interpreters": {
+            "cam": {"n_warm": 40, "n_total": 3, "lam": 10.0},
+            "grad": {"n_warm": 40, "n_total": 2, "lam": 10.0, "check_every": 1},
+        },
     },
 }
 
@@ -90,3 +100,19 @@ def test_cli_attack_writes_a_run(tmp_path, preset, capsys):
     assert "cam" in text and "PGD" in text and "ADV²" in text
     assert main(["attack", "--interpreter", "cam", "--limit", "2", "--preset", preset, "--out", out, "--quiet"]) == 2
     assert "exists" in capsys.readouterr().err
+
+
+def test_cli_attack_both_threats(tmp_path, preset, capsys):
+    out = str(tmp_path / "both")
+    argv = ["attack", "--interpreter", "cam", "--threat", "linf,stadv", "--limit", "2", "--preset", preset]
+    assert main(argv + ["--out", out, "--quiet"]) == 0
+    text = capsys.readouterr().out
+    for label in ("PGD", "ADV²", "StAdv", "ADV²-StAdv"):
+        assert f" {label} " in text
+    for name in ("grid_cam.png", "grid_cam_stadv.png"):
+        assert os.path.getsize(os.path.join(out, name)) > 0
+    with open(os.path.join(out, "summary.csv")) as fh:
+        rows = {r["method"]: r for r in csv.DictReader(fh)}
+    assert set(rows) == {"pgd", "adv2", "stadv", "adv2-stadv"}
+    assert int(rows["stadv"]["successes"]) > 0 and int(rows["adv2-stadv"]["successes"]) > 0
+    assert float(rows["stadv"]["flow_mean"]) > 0 and rows["pgd"]["flow_mean"] == ""

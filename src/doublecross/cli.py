@@ -20,6 +20,7 @@ log = logging.getLogger("doublecross")
 def _registries() -> dict[str, Callable[[], list[tuple[str, str]]]]:
     from .attacks import ATTACKS
     from .interpreters import INTERPRETERS
+    from .threats import THREATS
 
     def models() -> list[tuple[str, str]]:
         import os
@@ -43,6 +44,7 @@ def _registries() -> dict[str, Callable[[], list[tuple[str, str]]]]:
         "datasets": lambda: [(e.name, e.summary) for e in DATASETS.entries()],
         "interpreters": lambda: [(e.name, e.summary) for e in INTERPRETERS.entries()],
         "attacks": lambda: [(e.name, e.summary) for e in ATTACKS.entries()],
+        "threats": lambda: [(e.name, e.summary) for e in THREATS.entries()],
         "presets": presets,
     }
 
@@ -185,6 +187,10 @@ def cmd_attack(args: argparse.Namespace) -> int:
     }
     if args.interpreter:
         overrides["interpreters"] = tuple(n for part in args.interpreter for n in part.split(",") if n)
+    if args.threat:
+        from .threats import THREATS
+
+        overrides["threats"] = tuple(THREATS.check(n) for part in args.threat for n in part.split(",") if n)
     defaults = JobConfig()
     if args.model and not args.preset and args.model != defaults.model:
         raise ConfigError(
@@ -249,12 +255,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     from .data.targets import TARGET_MAP_MODES
 
-    s = sub.add_parser("attack", help="PGD and ADV² against interpreters; writes a run directory with a report")
+    s = sub.add_parser("attack", help="PGD/StAdv and ADV² against interpreters; writes a run directory with a report")
     s.add_argument("--model", help=f"one of {MODELS.names()} (default scenes-resnet)")
     s.add_argument("--weights", help="weights file for the model")
     s.add_argument("--dataset", choices=DATASETS.names(), help="default scenes (test split)")
     s.add_argument("--images", help="a folder of your images to attack instead of a dataset")
     s.add_argument("--interpreter", action="append", help="grad, cam, mask, rts (repeat or comma-separate)")
+    s.add_argument("--threat", action="append", help="linf (PGD, default), stadv (spatial flow), or both: linf,stadv")
     s.add_argument("--preset", help="attack preset (default scenes-resnet)")
     s.add_argument("--limit", type=int, help="number of correctly classified images (default 8)")
     s.add_argument("--batch-size", type=int)

@@ -1,14 +1,17 @@
-"""ADV² with PGD (Zhang et al. 2020, arXiv:1812.00891, spec §4.1-4.6) and the PGD baseline.
+"""ADV² (Zhang et al. 2020, arXiv:1812.00891, spec §4.1-4.6, §5) and its baseline, for any threat.
 
-    stage 1 (n_warm):  v ← project(step(v, ∇_v Σ_b [CE(z, t) + penalty]))
+    stage 1 (n_warm):  v ← project(step(v, ∇_v Σ_b [w_prd·CE(z, t) + penalty(v)]))
     stage 2 (n_total): (z, map, aux) ← g(x, t) with graph     (one pass: logits and map)
-                       L = Σ_b [CE(z, t) + λ_k·ℓint(map, m_t) + Σ_i w_i·term_i + penalty]
-                       select(x);  v ← project(step(v, ∇_v L))
+                       L = Σ_b [w_prd·CE(z, t) + λ_k·ℓint(map, m_t) + Σ_i w_i·term_i + penalty(v)]
+                       select(v);  v ← project(step(v, ∇_v L))
 
-PGD is the same loop with λ = 0 and no interpreter (``n_warm`` steps, then ``n_total``): it
-returns the last iterate. ADV² keeps, per sample, the successful candidate whose evaluation map is
-closest to m_t: checked from the step's own forward (``selection = "cheap"``: CAM, RTS) or by
-re-evaluating Q(x) every ``check_every`` steps (``"exact"``: GRAD's true-ReLU map).
+The threat decides what ``v``, ``step`` and ``penalty`` are: L∞ sign steps with an ε-ball (ADV²-PGD)
+or a flow field with Adam and τ·L_flow (ADV²-StAdv); the threat's step rule restarts at each stage
+and λ phase. The baseline (PGD / regular StAdv) is the same loop with λ = 0 and no interpreter
+(``n_warm`` steps, then ``n_total``): it returns the last iterate. ADV² keeps, per sample, the
+successful candidate whose evaluation map is closest to m_t: checked from the step's own forward
+(``selection = "cheap"``: CAM, RTS) or by re-evaluating Q(x) every ``check_every`` steps
+(``"exact"``: GRAD's true-ReLU map).
 """
 
 from __future__ import annotations
@@ -26,27 +29,28 @@ from .losses import ce_loss, map_loss
 
 
 class Selector:
-    """Per-sample best successful candidate (smallest ℓint to the target map)."""
+    """Per-sample best successful candidate (smallest ℓint to the target map), kept as the threat's variable."""
 
-    def __init__(self, x0: torch.Tensor, attack: Attack) -> None:
-        self.best = x0.clone()
-        self.dist = torch.full((x0.shape[0],), float("inf"), device=x0.device)
-        self.found = torch.zeros(x0.shape[0], dtype=torch.bool, device=x0.device)
+    def __init__(self, v0: torch.Tensor, attack: Attack) -> None:
+        self.best = v0.detach().clone()
+        self.dist = torch.full((v0.shape[0],), float("inf"), device=v0.device)
+        self.found = torch.zeros(v0.shape[0], dtype=torch.bool, device=v0.device)
         self.attack = attack
 
     def offer(
-        self, x: torch.Tensor, logits: torch.Tensor, amap: torch.Tensor, t: torch.Tensor, target_map: torch.Tensor
+        self, v: torch.Tensor, logits: torch.Tensor, amap: torch.Tensor, t: torch.Tensor, target_map: torch.Tensor
     ) -> None:
         ok = self.attack.is_success(logits.detach(), t)
         d = map_loss(amap.detach(), target_map, "mean")
         better = ok & (d < self.dist)
-        self.best[better] = x.detach()[better]
+        self.best[better] = v.detach()[better]
         self.dist[better] = d[better]
         self.found |= ok
 
     def result(self, last: torch.Tensor) -> torch.Tensor:
         """The best successful candidate, or the last iterate where none succeeded."""
-        return torch.where(self.found.view(-1, 1, 1, 1), self.best, last.detach())
+        shape = (-1,) + (1,) * (last.dim() - 1)
+        return torch.where(self.found.view(shape), self.best, last.detach())
 
 
 def _grad(loss: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
@@ -62,11 +66,12 @@ class Adv2PGD(Attack):
     def warm_start(
         self, model: Classifier, x0: torch.Tensor, t: torch.Tensor, v: torch.Tensor, steps: int
     ) -> torch.Tensor:
-        """``steps`` threat steps on the prediction loss (+ the threat's penalty) alone."""
+        """``steps`` threat steps on the prediction loss (+ the threat's penalty) alone; a fresh step rule."""
         th = self.threat
+        th.reset()
         for k in range(steps):
             v = v.detach().requires_grad_(True)
-            loss = (ce_loss(model(th.apply(x0, v)), t) + th.penalty(v)).sum()
+            loss = (self.config.w_prd * ce_loss(model(th.apply(x0, v)), t) + th.penalty(v)).sum()
             v = th.project(x0, th.step(v.detach(), _grad(loss, v), k))
         return v.detach()
 
@@ -81,52 +86,57 @@ class Adv2PGD(Attack):
         cfg, th = self.config, self.threat
         assert interpreter is not None and target_map is not None
         v = self.warm_start(model, x0, t, th.init(x0), cfg.n_warm)
-        sel = Selector(x0, self)
+        sel = Selector(v, self)
         history: list[dict[str, Any]] = []
         for k in range(cfg.n_total):
+            if cfg.phase_start(k):
+                th.reset()  # a fresh optimiser for stage 2 and for each λ phase (StAdv's Adam)
             v = v.detach().requires_grad_(True)
             x = th.apply(x0, v)
             out = interpreter(x, t)
             dist = map_loss(out.map, target_map, cfg.reduction)
-            loss = ce_loss(out.logits, t) + cfg.lam_at(k) * dist + th.penalty(v)
+            loss = cfg.w_prd * ce_loss(out.logits, t) + cfg.lam_at(k) * dist + th.penalty(v)
             for name, term in interpreter.attack_terms(out, t).items():
                 loss = loss + float(cfg.extra.get(name, 0.0)) * term
             g = _grad(loss.sum(), v)
             if interpreter.selection == "cheap":
-                sel.offer(x, out.logits, out.map, t, target_map)
+                sel.offer(v, out.logits, out.map, t, target_map)
             elif k % cfg.check_every == 0:
-                self._exact_check(sel, interpreter, x0, x, t, target_map)
+                self._exact_check(sel, interpreter, x0, v, t, target_map)
             if self.history_every and k % self.history_every == 0:
                 history.append(
                     {
                         "step": k,
-                        "loss": float(loss.sum()),
-                        "int": float(dist.mean()),
+                        "loss": float(loss.detach().sum()),
+                        "int": float(dist.detach().mean()),
                         "success": float(self.is_success(out.logits.detach(), t).float().mean()),
                         "zero_grad": float((g == 0).float().mean()),
                     }
                 )
             v = th.project(x0, th.step(v.detach(), g, k))
-        last = th.apply(x0, v.detach())
-        self._exact_check(sel, interpreter, x0, last, t, target_map)
-        return sel.result(last), last, history
+        v = v.detach()
+        self._exact_check(sel, interpreter, x0, v, t, target_map)
+        return sel.result(v), v, history
 
     def _exact_check(
         self,
         sel: Selector,
         interpreter: Interpreter,
         x0: torch.Tensor,
-        x: torch.Tensor,
+        v: torch.Tensor,
         t: torch.Tensor,
         target_map: torch.Tensor,
     ) -> None:
-        xq = self.threat.quantise(x0, x.detach())
+        xq = self.threat.quantise(x0, self.threat.apply(x0, v.detach()))
         ev = interpreter.explain(xq, t)
-        sel.offer(x, ev.logits, ev.map, t, target_map)
+        sel.offer(v, ev.logits, ev.map, t, target_map)
 
 
 class PGD(Adv2PGD):
-    """Targeted PGD (prediction loss only) -- ADV² with λ = 0 and no interpreter; last iterate."""
+    """The baseline: prediction loss (+ the threat's penalty) only, last iterate -- ADV² with λ = 0.
+
+    Under L∞ this is targeted PGD; under StAdv it is regular StAdv (CE + τ·L_flow, Adam).
+    """
 
     name = "pgd"
     uses_interpreter = False
@@ -140,13 +150,12 @@ class PGD(Adv2PGD):
         target_map: torch.Tensor | None,
     ) -> tuple[torch.Tensor, torch.Tensor, list[dict[str, Any]]]:
         v = self.warm_start(model, x0, t, self.threat.init(x0), self.config.n_warm + self.config.n_total)
-        last = self.threat.apply(x0, v)
-        return last, last, []
+        return v, v, []
 
 
 @ATTACKS.register("pgd")
 def create_pgd(threat, config: AttackConfig, **kw: Any) -> PGD:  # type: ignore[no-untyped-def]
-    """Targeted PGD baseline: CE only, last iterate (= ADV² with λ = 0)."""
+    """Baseline without interpreter: targeted PGD (L∞) or regular StAdv; CE (+ penalty), last iterate."""
     return PGD(threat, config, **kw)
 
 

@@ -11,9 +11,14 @@ with its Adam state S and, per iteration i:
     (d) per-sample bisection on the step size a ∈ [0, α_max] (n_bs halvings): the largest tested a
         with z_t - max_{j≠t} z_j > κ_bs at Π(r - a·ĥ);   r ← Π(r - a*·ĥ)
 
-Stage 1 is ``n_warm`` sign-PGD steps on the margin loss. Decisions are per sample (the authors'
-batch-summed bisection is a bug, spec §10). The interpreter supplies the inner machinery
-(``MaskInterpreter.run``); the threat supplies projection and quantisation.
+With ``outer = "joint"`` (ADV²-StAdv, spec §5) steps (a) and (d) become one threat step (Adam on
+the flow) on   λ·mean_j D_j + Σ_b max(M(z(x_r), t), margin_floor) + penalty(r),
+computed through the unrolled steps, with no bisection.
+
+Stage 1 is ``n_warm`` threat steps on ``warm_loss`` (margin under L∞, CE under StAdv) plus the
+threat's penalty. Decisions are per sample (the authors' batch-summed bisection is a bug, spec
+§10). The interpreter supplies the inner machinery (``MaskInterpreter.run``); the threat supplies
+the step rule, projection and quantisation.
 """
 
 from __future__ import annotations
@@ -28,7 +33,9 @@ from . import ATTACKS
 from .adv2 import Selector, _grad
 from .base import Attack
 from .config import AttackConfig
-from .losses import margin_loss
+from .losses import ce_loss, map_loss, margin_loss
+
+WARM_LOSSES = {"ce": ce_loss, "margin": margin_loss}
 
 
 def _unit(d: torch.Tensor) -> torch.Tensor:
@@ -52,40 +59,50 @@ class Adv2Bilevel(Attack):
         assert interpreter is not None and target_map is not None
         gen = torch.Generator().manual_seed(self.seed)
         r = th.init(x0)
-        for k in range(cfg.n_warm):  # stage 1: sign steps on the margin loss
+        warm = WARM_LOSSES[cfg.warm_loss]
+        th.reset()
+        for k in range(cfg.n_warm):  # stage 1: threat steps on the warm-start loss
             r = r.detach().requires_grad_(True)
-            g = _grad(margin_loss(model(th.apply(x0, r)), t).sum(), r)
+            g = _grad((cfg.w_prd * warm(model(th.apply(x0, r)), t) + th.penalty(r)).sum(), r)
             r = th.project(x0, th.step(r.detach(), g, k))
         r = r.detach()
-        sel = Selector(x0, self)
+        th.reset()
+        sel = Selector(r, self)
         state = self._reset(interpreter, sel, x0, r, t, target_map, gen)
         history: list[dict[str, Any]] = []
         for i in range(cfg.n_total):
             if i > 0 and i % cfg.n_reset == 0:
                 state = self._reset(interpreter, sel, x0, r, t, target_map, gen)
-            # (a) normalised margin step
-            rg = r.requires_grad_(True)
-            d = _grad(margin_loss(model(th.apply(x0, rg)), t).sum(), rg)
-            r = th.project(x0, r.detach() - cfg.beta * _unit(d))
+            if cfg.outer == "bisect":  # (a) normalised margin step
+                rg = r.requires_grad_(True)
+                d = _grad(margin_loss(model(th.apply(x0, rg)), t).sum(), rg)
+                r = th.project(x0, r.detach() - cfg.beta * _unit(d))
             # (b) plain inner steps
             x = th.apply(x0, r)
-            state = interpreter.run(x, t, state, cfg.n_plain, 0, gen)
+            state = interpreter.run(x, t, state, cfg.n_plain, 0, gen, lr=cfg.inner_lr)
             # (c) unrolled inner steps, meta-gradient to r
             rg = r.detach().requires_grad_(True)
             xg = th.apply(x0, rg)
             st, dists = state.detach(), []
             for j in range(cfg.n_step):
-                st = interpreter.run(xg, t, st, 0, 1, gen, keep_state_graph=j > 0)
-                dists.append(((1 - st.m) - target_map).pow(2).flatten(1).mean(1))
-            if dists:
-                h = _unit(_grad(torch.stack(dists).mean(0).sum(), rg))
+                st = interpreter.run(xg, t, st, 0, 1, gen, keep_state_graph=j > 0, lr=cfg.inner_lr)
+                dists.append(map_loss(1 - st.m, target_map, cfg.reduction))
+            dist = torch.stack(dists).mean(0) if dists else None
+            if cfg.outer == "joint":  # (a + d) one threat step on the joint loss
+                loss = th.penalty(rg) + margin_loss(model(xg), t).clamp_min(cfg.margin_floor)
+                if dist is not None:
+                    loss = loss + cfg.lam_at(i) * dist
+                r = th.project(x0, th.step(r.detach(), _grad(loss.sum(), rg), i))
+                state = st.detach()
+            elif dist is not None:  # (d) bisection along the normalised meta-gradient
+                h = _unit(_grad(dist.sum(), rg))
                 state = st.detach()
                 r = self._bisect(model, x0, r.detach(), h, t)
+            r = r.detach()
             if self.history_every and i % self.history_every == 0:
-                history.append({"step": i, "int": float(torch.stack(dists).mean()) if dists else 0.0})
-        last = th.apply(x0, r)
+                history.append({"step": i, "int": float(dist.mean()) if dist is not None else 0.0})
         self._reset(interpreter, sel, x0, r, t, target_map, gen)
-        return sel.result(last), last, history
+        return sel.result(r), r, history
 
     def _reset(
         self,
@@ -100,7 +117,7 @@ class Adv2Bilevel(Attack):
         """Full MASK run on the quantised image; offer it to the selector; return its state."""
         xq = self.threat.quantise(x0, self.threat.apply(x0, r.detach()))
         ev = interpreter.explain(xq, t)
-        sel.offer(self.threat.apply(x0, r.detach()), ev.logits, ev.map, t, target_map)
+        sel.offer(r, ev.logits, ev.map, t, target_map)
         return ev.state
 
     @torch.no_grad()

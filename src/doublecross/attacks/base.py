@@ -29,7 +29,9 @@ class AttackResult:
         logits: (B, C) at ``x_adv``.
         target: (B,) target classes.
         map: evaluation map of ``x_adv`` for ``t`` (B, 1, h, w), or ``None`` without interpreter.
-        size: perturbation sizes, e.g. ``{"linf": (B,), "l2": (B,)}``.
+        size: perturbation sizes, e.g. ``{"linf": (B,), "l2": (B,)}`` (StAdv adds flow measures).
+        perturbation: the threat's variable of the selected iterate (L∞ offset (B, 3, H, W),
+            StAdv flow (B, 2, H, W) in pixels).
         last: the last iterate before selection (unquantised), for tests and diagnostics.
         history: optional records every ``history_every`` steps.
     """
@@ -40,6 +42,7 @@ class AttackResult:
     target: torch.Tensor
     map: torch.Tensor | None = None
     size: dict[str, torch.Tensor] = field(default_factory=dict)
+    perturbation: torch.Tensor | None = None
     last: torch.Tensor | None = None
     history: list[dict[str, Any]] = field(default_factory=list)
 
@@ -68,7 +71,7 @@ class Attack:
         t: torch.Tensor,
         target_map: torch.Tensor | None,
     ) -> tuple[torch.Tensor, torch.Tensor, list[dict[str, Any]]]:
-        """Return ``(best, last, history)``: the selected iterate (B, 3, H, W), the last iterate."""
+        """Return ``(best, last, history)`` in the threat's variable: the selected iterate and the last one."""
         raise NotImplementedError
 
     @final
@@ -101,7 +104,8 @@ class Attack:
         try:
             with flush_denormal(), torch.enable_grad():
                 best, last, history = self.run(model, interpreter, x0, t, target_map)
-            x_adv = self.threat.quantise(x0, best.detach())
+            best, last = best.detach(), last.detach()
+            x_adv = self.threat.quantise(x0, self.threat.apply(x0, best))
             if interpreter is not None:
                 ev = interpreter.explain(x_adv, t)
                 logits, amap = ev.logits, ev.map
@@ -109,9 +113,8 @@ class Attack:
                 with torch.no_grad():
                     logits, amap = model(x_adv), None
             success = self.is_success(logits, t)
-            return AttackResult(
-                x_adv, success, logits, t, amap, self.threat.size(x0, x_adv, best), last.detach(), history
-            )
+            size = self.threat.size(x0, x_adv, best)
+            return AttackResult(x_adv, success, logits, t, amap, size, best, self.threat.apply(x0, last), history)
         finally:
             for m, mode in modes:
                 m.train(mode)

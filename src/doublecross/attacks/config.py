@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 from ..config import from_dict
 
 SCHEDULES = ("constant", "ramp", "piecewise")
+OUTER_STEPS = ("bisect", "joint")
+WARM_LOSSES = ("ce", "margin")
 
 
 @dataclass(frozen=True)
@@ -24,6 +26,13 @@ class AttackConfig:
         kappa_sel: success also needs p_t ≥ κ_sel.
         check_every: selection cadence for interpreters whose candidates need an exact check.
         n_step, n_plain, n_reset, alpha_max, n_bs, kappa_bs, beta: MASK's bilevel attack (§4.7).
+        w_prd: weight of the prediction loss ℓprd (StAdv-CAM: 2).
+        warm_loss: the stage-1 loss, ``ce`` or ``margin`` (MASK under L∞).
+        outer: MASK's outer update: ``bisect`` (margin step + step-size bisection, §4.7) or
+            ``joint`` (one threat step on λ·mean_j D_j + Σ max(M, margin_floor) + penalty, §5).
+        margin_floor: the hinge of the margin term in the ``joint`` update (-5).
+        inner_lr: MASK's inner Adam learning rate in the attack (``None``: the interpreter's own).
+        threat_options: per-interpreter overrides of the threat's parameters (StAdv-MASK: lr 0.005).
     """
 
     n_warm: int = field(default=300, metadata={"min": 0})
@@ -42,10 +51,29 @@ class AttackConfig:
     n_bs: int = field(default=12, metadata={"min": 0})
     kappa_bs: float = 10.0
     beta: float = field(default=0.05, metadata={"min": 0.0})
+    w_prd: float = field(default=1.0, metadata={"min": 0.0})
+    warm_loss: str = field(default="ce", metadata={"choices": WARM_LOSSES})
+    outer: str = field(default="bisect", metadata={"choices": OUTER_STEPS})
+    margin_floor: float = -5.0
+    inner_lr: float | None = None
+    threat_options: dict = field(default_factory=dict)
 
     @classmethod
     def from_dict(cls, data: dict, source: str = "attack config") -> AttackConfig:
         return from_dict(cls, data, source=source)
+
+    def phase_start(self, k: int) -> bool:
+        """Whether stage-2 step ``k`` opens a λ phase (a fresh optimiser starts there)."""
+        if k == 0:
+            return True
+        if self.schedule != "piecewise":
+            return False
+        done = 0
+        for _, n in self.phases[:-1]:
+            done += int(n)
+            if k == done:
+                return True
+        return False
 
     def lam_at(self, k: int) -> float:
         """λ_k for stage-2 step ``k`` (0-based)."""

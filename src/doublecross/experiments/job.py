@@ -20,6 +20,7 @@ class JobConfig:
     batch_size: int = field(default=8, metadata={"min": 1})
     seed: int = 0
     interpreters: tuple[str, ...] = ("grad", "cam", "mask", "rts")
+    threats: tuple[str, ...] = ("linf",)
     preset: str = "scenes-resnet"
     target_map: str = field(default="benign", metadata={"choices": TARGET_MAP_MODES})
     device: str = "cpu"

@@ -1,8 +1,10 @@
-"""The main job: PGD and ADV² against each interpreter on a set of images, stored and reported.
+"""The main job: baseline and ADV² attacks against each interpreter on a set of images, stored and reported.
 
 Flow: resolve the config -> load model and data -> attack set (correctly classified images,
-in dataset order) -> seeded target classes -> per batch: one PGD unit (its input serves every
-interpreter) and one ADV² unit per interpreter -> result store -> summary, table, grids, HTML.
+in dataset order) -> seeded target classes -> per batch and threat: one baseline unit (PGD or
+regular StAdv; its image serves every interpreter) and one ADV² unit per interpreter -> result
+store -> summary, table, grids, HTML. Units are named ``<baseline>`` and ``<adv2_name>-<interp>``
+(``pgd``, ``adv2-cam``, ``stadv``, ``adv2-stadv-cam``).
 """
 
 from __future__ import annotations
@@ -30,7 +32,6 @@ from ..interpreters import create_interpreter
 from ..interpreters.faithfulness import topk_mask_iou
 from ..metrics import map_metrics, target_confidence
 from ..models.zoo import create_model
-from ..threats import THREATS
 from .job import JobConfig
 from .store import ResultStore
 
@@ -128,32 +129,52 @@ def run_job(cfg: JobConfig, out: str, resume: bool = False, progress: bool | Non
     torch.manual_seed(cfg.seed)
     device = torch.device(cfg.device)
     preset = load_attack_preset(cfg.preset)
+    for name in cfg.threats:
+        preset.for_threat(name)  # every requested threat is covered before any work starts
+        for iname in cfg.interpreters:
+            preset.for_threat(name).for_interpreter(iname)
     model = create_model(cfg.model, weights=cfg.weights).to(device)
-    threat = THREATS.create("linf", **preset.threat)
     x_all, y_all, m_all, names = attack_set(cfg, model)
     gen = torch.Generator().manual_seed(cfg.seed)
     t_all = random_target_classes(y_all, model.num_classes, gen)
     interps = {n: create_interpreter(n, model, **preset.interpreter_options.get(n, {})) for n in cfg.interpreters}
     store = ResultStore(os.path.join(out, "results.sqlite"))
     n_batches = -(-len(x_all) // cfg.batch_size)
-    bar = tqdm(total=n_batches * (1 + len(interps)), disable=not show, desc="attack")
+    bar = tqdm(total=n_batches * len(cfg.threats) * (1 + len(interps)), disable=not show, desc="attack")
     try:
         for b in range(n_batches):
             sl = slice(b * cfg.batch_size, (b + 1) * cfg.batch_size)
             x, y, t = x_all[sl].to(device), y_all[sl].to(device), t_all[sl].to(device)
             masks = m_all[sl] if m_all is not None else None
-            if not store.done(b, "pgd"):
-                _pgd_unit(store, b, model, threat, preset, x, y, t, cfg)
-            bar.update(1)
-            for name, interp in interps.items():
-                unit = f"adv2-{name}"
-                if not store.done(b, unit):
-                    bar.set_postfix(unit=unit, batch=b)
-                    unit_gen = torch.Generator().manual_seed(cfg.seed * 1000 + b)
-                    _adv2_unit(
-                        store, b, unit, model, interp, threat, preset, x, y, t, masks, (x_all, y_all), cfg, unit_gen
-                    )
+            for tname in cfg.threats:
+                settings = preset.for_threat(tname)
+                threat = settings.create_threat()
+                if not store.done(b, threat.baseline):
+                    bar.set_postfix(unit=threat.baseline, batch=b)
+                    _baseline_unit(store, b, model, threat, settings.baseline, x, y, t, cfg)
                 bar.update(1)
+                for name, interp in interps.items():
+                    unit = f"{threat.adv2_name}-{name}"
+                    if not store.done(b, unit):
+                        bar.set_postfix(unit=unit, batch=b)
+                        unit_gen = torch.Generator().manual_seed(cfg.seed * 1000 + b)
+                        _adv2_unit(
+                            store,
+                            b,
+                            unit,
+                            model,
+                            interp,
+                            settings.create_threat(settings.for_interpreter(name)),
+                            settings.for_interpreter(name),
+                            x,
+                            y,
+                            t,
+                            masks,
+                            (x_all, y_all),
+                            cfg,
+                            unit_gen,
+                        )
+                    bar.update(1)
     finally:
         bar.close()
         seconds = store.unit_seconds()
@@ -172,45 +193,52 @@ def run_job(cfg: JobConfig, out: str, resume: bool = False, progress: bool | Non
         "wall_time_s": round(time.time() - t_start, 2),
         "unit_seconds": seconds,
         "preset": cfg.preset,
-        "threat": threat.config(),
+        "threats": {n: preset.for_threat(n).create_threat().config() for n in cfg.threats},
     }
     with open(os.path.join(out, "manifest.json"), "w") as fh:
         json.dump(manifest, fh, indent=2)
     return manifest
 
 
-def _pgd_unit(
+def _size_metrics(size: dict[str, torch.Tensor], i: int) -> dict[str, float]:
+    """Per-sample perturbation sizes; the image L2 is stored as ``l2_pert`` (``l2`` is the map distance)."""
+    return {("l2_pert" if k == "l2" else k): float(v[i]) for k, v in size.items()}
+
+
+def _baseline_unit(
     store: ResultStore,
     b: int,
     model: Any,
     threat: Any,
-    preset: Any,
+    acfg: Any,
     x: torch.Tensor,
     y: torch.Tensor,
     t: torch.Tensor,
     cfg: JobConfig,
 ) -> None:
+    """The threat's baseline (PGD / regular StAdv) on one batch; its image serves every interpreter."""
     t0 = time.time()
-    res = ATTACKS.create("pgd", threat=threat, config=preset.pgd)(model, x, t)
+    res = ATTACKS.create("pgd", threat=threat, config=acfg)(model, x, t)
     conf = target_confidence(res.logits, t)
     rows = [
         {
             "idx": b * cfg.batch_size + i,
             "interpreter": "",
-            "method": "pgd",
+            "method": threat.baseline,
             "metrics": {
                 "success": bool(res.success[i]),
                 "confidence": float(conf[i]),
                 "label": int(y[i]),
                 "target": int(t[i]),
                 "pred": int(res.logits[i].argmax()),
-                "linf": float(res.size["linf"][i]),
-                "l2_pert": float(res.size["l2"][i]),
+                **_size_metrics(res.size, i),
             },
         }
         for i in range(len(x))
     ]
-    store.write_unit(b, "pgd", time.time() - t0, rows, {"x": res.x_adv})
+    arrays = {"x": res.x_adv, "magnitude": threat.magnitude(res.perturbation)}
+    arrays.update({f"size_{k}": v for k, v in res.size.items()})
+    store.write_unit(b, threat.baseline, time.time() - t0, rows, {k: v.float().cpu() for k, v in arrays.items()})
 
 
 def _adv2_unit(
@@ -220,7 +248,7 @@ def _adv2_unit(
     model: Any,
     interp: Any,
     threat: Any,
-    preset: Any,
+    acfg: Any,
     x: torch.Tensor,
     y: torch.Tensor,
     t: torch.Tensor,
@@ -229,21 +257,22 @@ def _adv2_unit(
     cfg: JobConfig,
     gen: torch.Generator,
 ) -> None:
+    """ADV² against one interpreter on one batch, with the baseline's image re-evaluated beside it."""
     t0 = time.time()
     benign = interp.explain(x, y)
     m_t = target_maps(cfg.target_map, interp, x, y, t, pool, gen)
-    acfg = preset.for_interpreter(interp.name)
     attack = ATTACKS.create(
         interp.attack_kind, threat=threat, config=acfg, history_every=cfg.history_every, seed=cfg.seed
     )
     res = attack(model, x, t, interp, m_t)
-    x_pgd = store.array(b, "pgd", "x").to(x.device)
-    pgd_ev = interp.explain(x_pgd, t)
-    pgd_success = attack.is_success(pgd_ev.logits, t)
+    x_base = store.array(b, threat.baseline, "x").to(x.device)
+    base_size = {k: store.array(b, threat.baseline, f"size_{k}") for k in res.size}
+    base_ev = interp.explain(x_base, t)
+    base_success = attack.is_success(base_ev.logits, t)
     rows = []
-    for method, amap, logits, success, xa in (
-        ("pgd", pgd_ev.map, pgd_ev.logits, pgd_success, x_pgd),
-        ("adv2", res.map, res.logits, res.success, res.x_adv),
+    for method, amap, logits, success, size in (
+        (threat.baseline, base_ev.map, base_ev.logits, base_success, base_size),
+        (threat.adv2_name, res.map, res.logits, res.success, res.size),
     ):
         mets = map_metrics(amap, m_t)
         if cfg.target_map != "benign":
@@ -252,7 +281,6 @@ def _adv2_unit(
             )
         conf = target_confidence(logits, t)
         gt = topk_mask_iou(amap, masks) if masks is not None else None
-        d = (xa - x).flatten(1)
         for i in range(len(x)):
             m = {k: float(v[i]) for k, v in mets.items()}
             m.update(
@@ -262,8 +290,7 @@ def _adv2_unit(
                     "label": int(y[i]),
                     "target": int(t[i]),
                     "pred": int(logits[i].argmax()),
-                    "linf": float(d[i].abs().max()),
-                    "l2_pert": float(d[i].norm()),
+                    **_size_metrics(size, i),
                 }
             )
             if gt is not None:
@@ -273,8 +300,9 @@ def _adv2_unit(
         "x": x,
         "benign_map": benign.map,
         "target_map": m_t,
-        "pgd_map": pgd_ev.map,
+        "base_map": base_ev.map,
         "adv_map": res.map,
         "adv_x": res.x_adv,
+        "adv_magnitude": threat.magnitude(res.perturbation),
     }
     store.write_unit(b, unit, time.time() - t0, rows, {k: v.float().cpu() for k, v in arrays.items()})

@@ -168,11 +168,13 @@ class MaskInterpreter(Interpreter):
         unroll: int,
         generator: torch.Generator,
         keep_state_graph: bool = False,
+        lr: float | None = None,
     ) -> MaskState:
         """``steps`` plain Adam steps then ``unroll`` steps with a graph to ``x``.
 
         ``keep_state_graph`` continues the graph of an incoming (unrolled) state instead of
-        detaching it, so successive calls chain their unrolled steps.
+        detaching it, so successive calls chain their unrolled steps. ``lr`` overrides the Adam
+        learning rate (the StAdv-MASK attack's inner steps use 0.01).
         """
         if state is None:
             m0 = torch.full((x.shape[0], 1, *self.native_size(*x.shape[-2:])), 0.5, device=x.device, dtype=x.dtype)
@@ -190,7 +192,7 @@ class MaskInterpreter(Interpreter):
                 mv = m if (graph and m.requires_grad) else m.detach().requires_grad_(True)
                 loss = self.loss(mv, up if graph else up_plain, blurred if graph else blurred_plain, t, offset, c)
                 (g,) = torch.autograd.grad(loss.sum(), mv, create_graph=graph)
-                m, adam = adam_step(mv if graph else m.detach(), g, adam, lr=self.lr)
+                m, adam = adam_step(mv if graph else m.detach(), g, adam, lr=self.lr if lr is None else lr)
         return MaskState(m, adam)
 
     def interpret(self, x: torch.Tensor, t: torch.Tensor, state: Any, graph: bool) -> Interpretation:

@@ -1,4 +1,4 @@
-"""Figures: one PNG grid per interpreter (benign / PGD / ADV² input and map, shared colour scale)."""
+"""Figures: one PNG grid per interpreter and threat (benign / baseline / ADV² input, map, perturbation)."""
 
 from __future__ import annotations
 
@@ -19,24 +19,31 @@ def grid_figure(
     path: str,
     interpreter: str,
     x: torch.Tensor,
-    x_pgd: torch.Tensor,
+    x_base: torch.Tensor,
     x_adv: torch.Tensor,
     maps: dict[str, torch.Tensor],
     labels: dict[str, list[str]],
+    titles: tuple[str, str] = ("PGD", "ADV²"),
+    magnitudes: tuple[torch.Tensor, torch.Tensor] | None = None,
     rows: int = 4,
 ) -> None:
-    """Save a grid: one row per image; columns benign/PGD/ADV² input and map (maps in [0, 1]).
+    """Save a grid: one row per image; columns benign / baseline / ADV² input and map (maps in [0, 1]).
 
     Args:
-        x, x_pgd, x_adv: images (B, 3, H, W).
-        maps: ``benign``, ``pgd``, ``adv2`` maps (B, 1, h, w), upsampled for display.
+        x, x_base, x_adv: images (B, 3, H, W).
+        maps: ``benign``, ``base``, ``adv2`` maps (B, 1, h, w), upsampled for display.
         labels: per column group, the caption under each image (prediction and confidence).
+        titles: display names of the baseline and the ADV² attack (``StAdv``, ``ADV²-StAdv``).
+        magnitudes: per-pixel perturbation magnitude (B, 1, H, W) of baseline and ADV² (|δ| for
+            L∞, flow length in pixels for StAdv), drawn as two extra columns on one shared scale.
     """
     n = min(rows, x.shape[0])
-    fig, axes = plt.subplots(n, 6, figsize=(12, 2.1 * n + 0.6), squeeze=False)
+    extra = 0 if magnitudes is None else 2
+    fig, axes = plt.subplots(n, 6 + extra, figsize=(2 * (6 + extra), 2.1 * n + 0.6), squeeze=False)
     size = x.shape[-2:]
-    cols = [("benign", x), ("PGD", x_pgd), ("ADV²", x_adv)]
-    keys = ["benign", "pgd", "adv2"]
+    cols = [("benign", x), (titles[0], x_base), (titles[1], x_adv)]
+    keys = ["benign", "base", "adv2"]
+    vmax = max(float(m[:n].max()) for m in magnitudes) if magnitudes is not None else 1.0
     im = None
     for i in range(n):
         for j, ((title, imgs), key) in enumerate(zip(cols, keys, strict=True)):
@@ -48,10 +55,20 @@ def grid_figure(
             if i == 0:
                 ax_in.set_title(f"{title} input", fontsize=9)
                 ax_map.set_title(f"{title} {interpreter.upper()} map", fontsize=9)
-            for ax in (ax_in, ax_map):
-                ax.set_xticks([])
-                ax.set_yticks([])
-    fig.suptitle(f"ADV² vs PGD against {interpreter.upper()} (maps share one [0, 1] colour scale)", fontsize=10)
+        for j, mag in enumerate(magnitudes or ()):
+            ax = axes[i, 6 + j]
+            ax.imshow(mag[i, 0].float().numpy(), cmap="magma", vmin=0.0, vmax=max(vmax, 1e-12))
+            if i == 0:
+                ax.set_title(f"{titles[j]} |pert.|", fontsize=8)
+            ax.set_xlabel(f"max {float(mag[i].max()):.3g}", fontsize=7)
+        for ax in axes[i]:
+            ax.set_xticks([])
+            ax.set_yticks([])
+    fig.suptitle(
+        f"{titles[1]} vs {titles[0]} against {interpreter.upper()} (maps share one [0, 1] colour scale; "
+        f"perturbation magnitudes share [0, {vmax:.3g}])",
+        fontsize=10,
+    )
     if im is not None:
         fig.colorbar(im, ax=axes.ravel().tolist(), shrink=0.6, pad=0.01)
     fig.savefig(path, dpi=90)

@@ -1,4 +1,4 @@
-"""Tables derived from the result store: the paper's layout, per interpreter PGD vs ADV²."""
+"""Tables derived from the result store: the paper's layout, per interpreter baseline vs ADV², per threat."""
 
 from __future__ import annotations
 
@@ -25,8 +25,19 @@ COLUMNS = (
         "iou_std",
     ]
     + [f"iou{k}" for k in IOU_KS]
-    + ["gt_iou", "linf"]
+    + ["gt_iou", "linf", "l2_pert", "flow_loss", "flow_mean", "flow_max"]
 )
+METHOD_LABELS = {"pgd": "PGD", "adv2": "ADV²", "stadv": "StAdv", "adv2-stadv": "ADV²-StAdv"}
+METHOD_ORDER = tuple(METHOD_LABELS)
+
+
+def method_label(method: str) -> str:
+    """Display name of a stored method (``adv2-stadv`` -> ``ADV²-StAdv``)."""
+    return METHOD_LABELS.get(method, method)
+
+
+def _method_rank(method: str) -> tuple[int, str]:
+    return (METHOD_ORDER.index(method) if method in METHOD_ORDER else len(METHOD_ORDER), method)
 
 
 def summarise(samples: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -46,7 +57,7 @@ def summarise(samples: list[dict[str, Any]]) -> list[dict[str, Any]]:
             torch.tensor([s["success"]]), **{k: torch.tensor([float(s[k])]) for k in keys}
         )
     rows = []
-    for (interp, method), acc in sorted(groups.items(), key=lambda kv: (kv[0][0], kv[0][1] != "pgd")):
+    for (interp, method), acc in sorted(groups.items(), key=lambda kv: (kv[0][0], _method_rank(kv[0][1]))):
         rows.append({"interpreter": interp, "method": method, **acc.summary()})
     return rows
 
@@ -67,12 +78,12 @@ def format_table(rows: list[dict[str, Any]]) -> str:
         v, s = r.get(k, float("nan")), r.get(f"{k}_std", float("nan"))
         return f"{v:.3f}±{s:.3f}" if s == s else f"{v:.3f}"
 
-    head = f"{'interp.':<8} {'attack':<6} {'success':>12} {'confidence':>13} {'L1':>13} {'L2':>13} {'IoU':>13}"
+    head = f"{'interp.':<8} {'attack':<10} {'success':>12} {'confidence':>13} {'L1':>13} {'L2':>13} {'IoU':>13}"
     lines = [head, "-" * len(head)]
     for r in rows:
         succ = f"{r['successes']}/{r['n']} {100 * r['success_rate']:.0f}%"
         lines.append(
-            f"{r['interpreter']:<8} {('ADV²' if r['method'] == 'adv2' else 'PGD'):<6} {succ:>12} "
+            f"{r['interpreter']:<8} {method_label(r['method']):<10} {succ:>12} "
             f"{pm(r, 'confidence'):>13} {pm(r, 'l1'):>13} {pm(r, 'l2'):>13} {pm(r, 'iou'):>13}"
         )
     return "\n".join(lines)

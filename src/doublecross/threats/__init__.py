@@ -4,7 +4,7 @@ from ..registry import Registry
 
 THREATS: Registry = Registry("threat")
 
-from . import linf  # noqa: E402,F401  (register)
+from . import linf, stadv  # noqa: E402,F401  (register)
 from .base import ThreatModel  # noqa: E402
 
 __all__ = ["THREATS", "ThreatModel"]

@@ -2,7 +2,9 @@
 which threat it holds.
 
 A threat keeps a per-sample variable ``v`` (L∞: the additive offset; StAdv: a flow field) and
-supplies ``init / apply / step / project / penalty / size``.
+supplies ``init / apply / step / project / penalty / size``. A threat with a stateful step rule
+(StAdv's Adam) keeps that state itself; the loop calls ``reset`` where a fresh optimiser starts
+(each stage, each λ phase).
 """
 
 from __future__ import annotations
@@ -22,6 +24,12 @@ class ThreatModel:
     """
 
     name = "threat"
+    baseline = "baseline"  # the name of the attack without interpreter term under this threat
+    label = "threat"  # display name of that baseline (PGD, StAdv)
+    adv2_name = "adv2-threat"  # the ADV² method under this threat (units are named <adv2_name>-<interpreter>)
+
+    def reset(self) -> None:
+        """Start a fresh step rule (no-op for stateless steps)."""
 
     def init(self, x0: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
@@ -37,6 +45,10 @@ class ThreatModel:
 
     def penalty(self, v: torch.Tensor) -> torch.Tensor:
         return torch.zeros(v.shape[0], device=v.device, dtype=v.dtype)
+
+    def magnitude(self, v: torch.Tensor) -> torch.Tensor:
+        """Per-pixel perturbation magnitude (B, 1, H, W) for figures."""
+        return v.abs().amax(1, keepdim=True)
 
     def size(self, x0: torch.Tensor, x: torch.Tensor, v: torch.Tensor) -> dict[str, torch.Tensor]:
         d = (x - x0).flatten(1)

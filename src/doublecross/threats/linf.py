@@ -36,6 +36,9 @@ class LinfThreat(ThreatModel):
     """
 
     name = "linf"
+    baseline = "pgd"
+    label = "PGD"
+    adv2_name = "adv2"
 
     def __init__(self, eps: float = 0.031, alpha: float = 1 / 255) -> None:
         if not (0 < eps <= 1) or not (0 < alpha <= 1):
