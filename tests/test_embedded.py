@@ -74,11 +74,14 @@ def test_interpreter_beats_the_centred_blob(name, interpreter):
     assert r["iou"] > blob["iou"] and r["pointing"] >= blob["pointing"], (r, blob)
 
 
-@pytest.mark.xfail(
+_DENSE_MASK = pytest.mark.xfail(
     strict=True,
-    reason="known shortfall: blur deletion cannot remove flat 64 px shapes (circles, "
-    "rings), so MASK localises worse than a centred blob on scenes; see the issue note",
+    reason="known shortfall: on the noise-augmented scenes-densenet the noise-deletion MASK beats blur "
+    "(IoU 0.30 vs 0.27) but stays below the blob's pointing (0.78 vs 0.84); see the issue note",
 )
-def test_mask_beats_the_centred_blob():
-    rows, blob = _faithfulness("scenes-resnet", ("mask",), 50)
-    assert rows["mask"]["iou"] > blob["iou"] and rows["mask"]["pointing"] >= blob["pointing"]
+
+
+@pytest.mark.parametrize("name", ["scenes-resnet", pytest.param("scenes-densenet", marks=_DENSE_MASK)])
+def test_mask_beats_the_centred_blob(name):
+    rows, blob = _faithfulness(name, ("mask",), 200)  # with the preset's options (noise deletion)
+    assert rows["mask"]["iou"] > blob["iou"] and rows["mask"]["pointing"] >= blob["pointing"], (rows, blob)

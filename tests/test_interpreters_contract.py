@@ -8,13 +8,17 @@ from doublecross.interpreters.rts import RtsInterpreter, build_rts_net
 
 NAMES = INTERPRETERS.names()
 FAST = {"mask": {"steps": 3, "unroll": 2}}  # few steps: m stays inside (0, 1)
+# the contract also runs over MASK's other deletion baselines (name:perturbation)
+VARIANTS = [*NAMES, "mask:constant", "mask:noise"]
 
 
 def make(name, model):
+    name, _, perturbation = name.partition(":")
     if name == "rts":  # an untrained masking network is enough for the contract
         torch.manual_seed(0)
         return RtsInterpreter(model, build_rts_net(model))
-    return create_interpreter(name, model, **FAST.get(name, {}))
+    extra = {"perturbation": perturbation} if perturbation else {}
+    return create_interpreter(name, model, **FAST.get(name, {}), **extra)
 
 
 @pytest.fixture(params=["tiny_resnet", "tiny_densenet"])
@@ -30,19 +34,19 @@ def test_all_four_registered():
     assert set(NAMES) == {"grad", "cam", "mask", "rts"}
 
 
-@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("name", VARIANTS)
 def test_shape_range_finite_and_native_size(name, model):
     interp = make(name, model)
     out = interp.explain(_x(), [1, 2, 3])
     h, w = interp.native_size(64, 64)
     assert out.map.shape == (3, 1, h, w) and out.logits.shape == (3, 10)
     assert torch.isfinite(out.map).all() and float(out.map.min()) >= 0 and float(out.map.max()) <= 1
-    expected = {"grad": (16, 16), "cam": (8, 8), "mask": (8, 8), "rts": (16, 16)}[name]
+    expected = {"grad": (16, 16), "cam": (8, 8), "mask": (8, 8), "rts": (16, 16)}[name.partition(":")[0]]
     assert (h, w) == expected
     torch.testing.assert_close(out.logits, model(_x()))
 
 
-@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("name", VARIANTS)
 def test_gradient_reaches_input_with_grad_and_no_graph_under_explain(name, model):
     interp = make(name, model)
     x = _x().requires_grad_(True)
@@ -57,7 +61,7 @@ def test_gradient_reaches_input_with_grad_and_no_graph_under_explain(name, model
     assert ng.map.grad_fn is None
 
 
-@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("name", VARIANTS)
 def test_input_not_mutated_and_no_hooks_or_modes_left(name, model):
     interp = make(name, model)
     x = _x()
@@ -82,7 +86,7 @@ def test_input_not_mutated_and_no_hooks_or_modes_left(name, model):
     torch.testing.assert_close(model(_x()), interp.explain(_x(), 0).logits)
 
 
-@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("name", VARIANTS)
 def test_batch_equals_singles_and_deterministic(name, model):
     interp = make(name, model)
     x, t = _x(4, seed=3), torch.tensor([0, 5, 9, 2])
@@ -92,7 +96,7 @@ def test_batch_equals_singles_and_deterministic(name, model):
     assert torch.equal(batch, interp.explain(x, t).map)
 
 
-@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("name", VARIANTS)
 def test_target_forms_agree_and_bad_targets_fail(name, model):
     interp = make(name, model)
     x = _x(2)

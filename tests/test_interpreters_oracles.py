@@ -6,7 +6,7 @@ import torch.nn.functional as F
 
 from doublecross.interpreters import create_interpreter, minmax_normalise
 from doublecross.interpreters.functional_adam import AdamState, adam_step
-from doublecross.interpreters.mask import gaussian_kernel_size, tv_beta
+from doublecross.interpreters.mask import gaussian_blur, gaussian_kernel_size, tv_beta
 from doublecross.interpreters.rts_train import RtsTrainConfig, train_rts
 
 captum_attr = pytest.importorskip("captum.attr", reason="captum is in the dev extra")
@@ -133,3 +133,55 @@ def test_rts_training_lowers_its_loss(tiny_resnet, tmp_path):
     assert rts.explain(x[:2], [0, 1]).map.shape == (2, 1, 16, 16)
     with pytest.raises(FileExistsError):
         train_rts(tiny_resnet, x, y, str(tmp_path / "rts.pt"), RtsTrainConfig(steps=1, batch_size=4))
+
+
+@pytest.mark.parametrize("perturbation", ["blur", "constant", "noise"])
+def test_mask_composite_deletes_to_the_baseline_and_keeps_the_image(tiny_resnet, perturbation):
+    interp = create_interpreter("mask", tiny_resnet, perturbation=perturbation)
+    x = torch.rand(2, 3, 64, 64, generator=torch.Generator().manual_seed(1))
+    up, b, c = interp.prepare(x)
+    h, w = interp.native_size(64, 64)
+    deleted = interp.composite(torch.zeros(2, 1, h, w), up, b, (1, 2), c)
+    torch.testing.assert_close(deleted, b[..., 1:65, 2:66].clamp(0, 1), rtol=0, atol=0)
+    kept = interp.composite(torch.ones(2, 1, h, w), up, b, (1, 2), c)
+    torch.testing.assert_close(kept, up[..., 1:65, 2:66])
+
+
+def test_mask_constant_baseline_is_the_mean_colour(tiny_resnet):
+    interp = create_interpreter("mask", tiny_resnet, perturbation="constant")
+    x = torch.rand(2, 3, 64, 64, generator=torch.Generator().manual_seed(2))
+    up, b, _ = interp.prepare(x)
+    torch.testing.assert_close(b, up.mean(dim=(2, 3), keepdim=True).expand_as(up), rtol=0, atol=0)
+    assert torch.equal(b[..., :1, :1], b[..., -1:, -1:])  # one colour everywhere
+
+
+def test_mask_noise_baseline_is_seeded_shared_and_centred_on_the_mean(tiny_resnet):
+    interp = create_interpreter("mask", tiny_resnet, perturbation="noise", seed=3)
+    x = torch.rand(2, 3, 64, 64, generator=torch.Generator().manual_seed(4))
+    _, b1, _ = interp.prepare(x)
+    _, b2, _ = interp.prepare(x)
+    assert torch.equal(b1, b2)  # same seed, same noise
+    _, b3, _ = create_interpreter("mask", tiny_resnet, perturbation="noise", seed=4).prepare(x)
+    assert not torch.equal(b1, b3)
+    _, single, _ = interp.prepare(x[1:])
+    assert torch.equal(b1[1:], single)  # the batch shares one draw: a batch equals its singles
+    grey = torch.full((1, 3, 64, 64), 0.5)
+    _, bg, _ = interp.prepare(grey)
+    assert abs(float(bg.mean()) - 0.5) < 0.01 and abs(float(bg.std()) - 0.2) < 0.01
+
+
+def test_mask_perturbation_options_are_validated(tiny_resnet):
+    with pytest.raises(ValueError, match="perturbation"):
+        create_interpreter("mask", tiny_resnet, perturbation="zero")
+    with pytest.raises(ValueError, match="blur_sigma"):
+        create_interpreter("mask", tiny_resnet, perturbation="noise", blur_sigma=5.0)
+    with pytest.raises(ValueError, match="noise_std"):
+        create_interpreter("mask", tiny_resnet, perturbation="noise", noise_std=0.0)
+
+
+def test_mask_blur_stays_the_default(tiny_resnet):
+    interp = create_interpreter("mask", tiny_resnet)
+    x = torch.rand(1, 3, 64, 64, generator=torch.Generator().manual_seed(5))
+    up, b, c = interp.prepare(x)
+    assert interp.perturbation == "blur"
+    torch.testing.assert_close(b, gaussian_blur(up, int(c["k_in"]), c["sigma_in"]), rtol=0, atol=0)

@@ -2,7 +2,7 @@
 
 A mask ``m ∈ [0,1]^{h×w}`` (h = H/8, m = 1 keeps a pixel) is optimised per sample with Adam:
 
-    x↑ = resize(x, H+J);  b = GaussBlur(x↑; k_in, σ_in)          (once per run)
+    x↑ = resize(x, H+J);  b = Φ(x↑)                               (once per run)
     each step: offset o ~ U{0..J-1}²;  x_o, b_o = H×W crops at o
     Mup = GaussBlur(resize(m, H); k_m, σ_m);  x̃ = Mup ⊙ x_o + (1 - Mup) ⊙ b_o
     L(m) = λ_l1·Σ|1 - m| + λ_tv·Σ(Δ_v² + Δ_h² + 1e-8)^{β/2} + softmax(z(x̃))_c
@@ -10,6 +10,20 @@ A mask ``m ∈ [0,1]^{h×w}`` (h = H/8, m = 1 keeps a pixel) is optimised per sa
 Constants at 224 (spec §3.3): blurs (21, 3.5) and (11, 2.0), λ_l1 = 1e-4, λ_tv = 1e-2, β = 3,
 m⁰ = 0.5, Adam (0.1, 0.9/0.999) for 300 steps; σ scales with H/224, kernels 2⌈3σ⌉-1 (≥ 3),
 J = max(2, round(4H/224)), λ's × 784/N. The map is ``1 - m`` (the deleted, salient region).
+
+The deletion baseline ``b = Φ(x↑)`` is one of Fong & Vedaldi's three (their §3, "blur", "constant",
+"noise"); ``perturbation`` picks it:
+
+* ``"blur"`` (spec default): ``b = GaussBlur(x↑; k_in, σ_in)``.
+* ``"constant"``: ``b = μ(x↑)``, the image's mean colour (per sample and channel) everywhere.
+* ``"noise"``: ``b = clamp(μ(x↑) + σ_η·ε, 0, 1)`` with ``ε ~ N(0, 1)`` per pixel and channel,
+  drawn once per run (before the jitter offsets) from the run's generator and shared by the
+  batch; σ_η = ``noise_std`` = 0.2 in [0, 1] pixel units (≈ 51/255), so the noise hides shape
+  without saturating much (results change little for σ_η in 0.2-0.5 on ``scenes``).
+
+Blur cannot delete a flat-colour shape much wider than σ_in (a blurred 20 px disc is still a
+disc), so the 64 px ``scenes`` presets use ``"noise"``.
+
 The jitter offsets come from a generator seeded afresh each call (one offset per step, shared by
 the batch), so a batch equals its singles and a call is deterministic.
 
@@ -31,6 +45,8 @@ from ..numerics import flush_denormal
 from . import INTERPRETERS
 from .base import Interpretation, Interpreter, minmax_normalise
 from .functional_adam import AdamState, adam_step
+
+PERTURBATIONS = ("blur", "constant", "noise")
 
 
 def gaussian_kernel_size(sigma: float) -> int:
@@ -79,6 +95,10 @@ class MaskInterpreter(Interpreter):
         unroll: steps unrolled with a graph when grad is enabled (ADV²'s n_step = 4).
         seed: jitter seed of each call (the evaluation seed).
         normalise: ``"none"`` (raw 1 - m, default) or ``"minmax"``.
+        l1, tv, beta: λ_l1 and λ_tv at 224 (scaled by 784/N) and the TV exponent β.
+        blur_sigma: σ_in of the blur baseline in pixels (default 3.5·H/224).
+        perturbation: deletion baseline Φ, ``"blur"`` (default), ``"constant"`` or ``"noise"``.
+        noise_std: σ_η of the ``"noise"`` baseline in [0, 1] pixel units.
 
     Shape:
         x: (B, 3, H, W) -> map (B, 1, H/8, W/8) (at least 8×8), logits (B, C).
@@ -99,11 +119,19 @@ class MaskInterpreter(Interpreter):
         tv: float = 1e-2,
         beta: float = 3.0,
         blur_sigma: float | None = None,
+        perturbation: str = "blur",
+        noise_std: float = 0.2,
     ) -> None:
         super().__init__(model)
         if blur_sigma is not None and blur_sigma <= 0:
             raise ValueError(f"blur_sigma must be positive, got {blur_sigma}")
-        self.blur_sigma = blur_sigma
+        if perturbation not in PERTURBATIONS:
+            raise ValueError(f"perturbation must be one of {PERTURBATIONS}, got {perturbation!r}")
+        if blur_sigma is not None and perturbation != "blur":
+            raise ValueError(f"blur_sigma applies to perturbation='blur' only, got {perturbation!r}")
+        if noise_std <= 0:
+            raise ValueError(f"noise_std must be positive, got {noise_std}")
+        self.blur_sigma, self.perturbation, self.noise_std = blur_sigma, perturbation, noise_std
         if normalise not in ("none", "minmax"):
             raise ValueError(f"normalise must be 'none' or 'minmax', got {normalise!r}")
         if steps < 0 or unroll < 0:
@@ -130,32 +158,62 @@ class MaskInterpreter(Interpreter):
             "tv": self.tv * 784 / n,
         }
 
-    def prepare(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, dict[str, float]]:
-        """The jittered image ``x↑`` and its blur ``b`` (differentiable in x), and the constants."""
+    def prepare(
+        self, x: torch.Tensor, generator: torch.Generator | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor, dict[str, float]]:
+        """The jittered image ``x↑``, its deletion baseline ``b`` (both differentiable in x), the constants.
+
+        ``generator`` draws the ``"noise"`` baseline (default: one seeded with ``seed``).
+        """
         h, w = x.shape[-2:]
         c = self.constants(h, w)
         j = int(c["jitter"])
         up = F.interpolate(x, size=(h + j, w + j), mode="bilinear", align_corners=False)
-        return up, gaussian_blur(up, int(c["k_in"]), c["sigma_in"]), c
+        return up, self.baseline(up, c, generator), c
+
+    def baseline(self, up: torch.Tensor, c: dict[str, float], generator: torch.Generator | None) -> torch.Tensor:
+        """The deletion baseline ``b = Φ(x↑)`` (module docstring). Shape: (B, 3, H+J, W+J), same out."""
+        if self.perturbation == "blur":
+            return gaussian_blur(up, int(c["k_in"]), c["sigma_in"])
+        mean = up.mean(dim=(2, 3), keepdim=True).expand_as(up)
+        if self.perturbation == "constant":
+            return mean
+        gen = generator if generator is not None else torch.Generator().manual_seed(self.seed)
+        eps = torch.randn((1, *up.shape[1:]), generator=gen).to(device=up.device, dtype=up.dtype)
+        return (mean + self.noise_std * eps).clamp(0, 1)
+
+    def composite(
+        self,
+        m: torch.Tensor,
+        up: torch.Tensor,
+        baseline: torch.Tensor,
+        offset: tuple[int, int],
+        c: dict[str, float],
+    ) -> torch.Tensor:
+        """The perturbed image ``x̃ = Mup ⊙ x_o + (1 - Mup) ⊙ b_o`` at one jitter offset, clamped to [0, 1].
+
+        Shape: m (B, 1, h, w), up and baseline (B, 3, H+J, W+J) -> (B, 3, H, W).
+        """
+        h, w = up.shape[-2] - int(c["jitter"]), up.shape[-1] - int(c["jitter"])
+        oy, ox = offset
+        x_o = up[..., oy : oy + h, ox : ox + w]
+        b_o = baseline[..., oy : oy + h, ox : ox + w]
+        mup = gaussian_blur(
+            F.interpolate(m, size=(h, w), mode="bilinear", align_corners=False), int(c["k_m"]), c["sigma_m"]
+        )
+        return (mup * x_o + (1 - mup) * b_o).clamp(0, 1)
 
     def loss(
         self,
         m: torch.Tensor,
         up: torch.Tensor,
-        blurred: torch.Tensor,
+        baseline: torch.Tensor,
         t: torch.Tensor,
         offset: tuple[int, int],
         c: dict[str, float],
     ) -> torch.Tensor:
         """Per-sample MASK objective L(m; x, t) at one jitter offset. Shape: (B,)."""
-        h, w = up.shape[-2] - int(c["jitter"]), up.shape[-1] - int(c["jitter"])
-        oy, ox = offset
-        x_o = up[..., oy : oy + h, ox : ox + w]
-        b_o = blurred[..., oy : oy + h, ox : ox + w]
-        mup = gaussian_blur(
-            F.interpolate(m, size=(h, w), mode="bilinear", align_corners=False), int(c["k_m"]), c["sigma_m"]
-        )
-        mixed = (mup * x_o + (1 - mup) * b_o).clamp(0, 1)
+        mixed = self.composite(m, up, baseline, offset, c)
         prob = F.softmax(self.model(mixed), dim=1).gather(1, t[:, None])[:, 0]
         return c["l1"] * (1 - m).abs().flatten(1).sum(1) + c["tv"] * tv_beta(m, self.beta) + prob
 
@@ -182,15 +240,15 @@ class MaskInterpreter(Interpreter):
         if not keep_state_graph:
             state = state.detach()
         m, adam = state.m, state.adam
-        up, blurred, c = self.prepare(x)
+        up, baseline, c = self.prepare(x, generator)
         j = int(c["jitter"])
-        up_plain, blurred_plain = up.detach(), blurred.detach()
+        up_plain, baseline_plain = up.detach(), baseline.detach()
         for k in range(steps + unroll):
             graph = k >= steps
             offset = tuple(int(v) for v in torch.randint(0, j, (2,), generator=generator))
             with torch.enable_grad():
                 mv = m if (graph and m.requires_grad) else m.detach().requires_grad_(True)
-                loss = self.loss(mv, up if graph else up_plain, blurred if graph else blurred_plain, t, offset, c)
+                loss = self.loss(mv, up if graph else up_plain, baseline if graph else baseline_plain, t, offset, c)
                 (g,) = torch.autograd.grad(loss.sum(), mv, create_graph=graph)
                 m, adam = adam_step(mv if graph else m.detach(), g, adam, lr=self.lr if lr is None else lr)
         return MaskState(m, adam)
@@ -217,8 +275,20 @@ def create_mask(
     blur_sigma: float | None = None,
     tv: float = 1e-2,
     l1: float = 1e-4,
+    perturbation: str = "blur",
+    noise_std: float = 0.2,
 ) -> MaskInterpreter:
     """MASK: meaningful perturbation, Adam 300 steps, map = 1 - mask at H/8."""
     return MaskInterpreter(
-        model, steps=steps, lr=lr, unroll=unroll, seed=seed, normalise=normalise, blur_sigma=blur_sigma, tv=tv, l1=l1
+        model,
+        steps=steps,
+        lr=lr,
+        unroll=unroll,
+        seed=seed,
+        normalise=normalise,
+        blur_sigma=blur_sigma,
+        tv=tv,
+        l1=l1,
+        perturbation=perturbation,
+        noise_std=noise_std,
     )
