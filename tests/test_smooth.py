@@ -106,3 +106,16 @@ def test_bad_tau():
         smooth_relu(tau=0.0)
     with pytest.raises(ValueError, match="tau"):
         smooth_relu_fn(torch.zeros(1), tau=float("nan"))
+
+
+def test_surrogate_derivative_node_matches_op_by_op():
+    """The one-node h(z) (memory-lean double backprop) has the op-by-op derivative h'(z)."""
+    from doublecross.models.smooth import _SurrogateDerivative, relu_surrogate_derivative
+
+    z = torch.linspace(-0.05, 0.05, 40, dtype=torch.double).requires_grad_(True)  # no z = 0: h jumps there
+    for symmetric in (False, True):
+        assert torch.autograd.gradcheck(lambda v, s=symmetric: _SurrogateDerivative.apply(v, 1e-4, s), (z,))
+        w = torch.randn(40, dtype=torch.double, generator=torch.Generator().manual_seed(0))
+        (ours,) = torch.autograd.grad((w * _SurrogateDerivative.apply(z, 1e-4, symmetric)).sum(), z)
+        (ref,) = torch.autograd.grad((w * relu_surrogate_derivative(z, 1e-4, symmetric)).sum(), z)
+        torch.testing.assert_close(ours, ref)

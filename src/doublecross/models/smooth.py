@@ -47,6 +47,27 @@ def relu_surrogate_derivative(z: torch.Tensor, tau: float = DEFAULT_TAU, symmetr
     return torch.where(z < 0, 1.0 + s, s)
 
 
+class _SurrogateDerivative(torch.autograd.Function):
+    """``h(z)`` as one node: its backward is ``h'(z) = τ/(z² + τ)^{3/2}`` (½ of it when symmetric).
+
+    Equal to differentiating :func:`relu_surrogate_derivative` op by op, but the double-backprop
+    graph keeps only ``z`` per ReLU instead of every intermediate (√, ratio, mask, sum): the GRAD
+    attack's peak memory is dominated by these saved tensors.
+    """
+
+    @staticmethod
+    def forward(ctx: Any, z: torch.Tensor, tau: float, symmetric: bool) -> torch.Tensor:
+        ctx.save_for_backward(z)
+        ctx.tau, ctx.symmetric = tau, symmetric
+        return relu_surrogate_derivative(z, tau, symmetric)
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor, None, None]:
+        (z,) = ctx.saved_tensors
+        d = ctx.tau * torch.rsqrt(z * z + ctx.tau) ** 3
+        return grad * (0.5 * d if ctx.symmetric else d), None, None
+
+
 class _SmoothReLU(torch.autograd.Function):
     @staticmethod
     def forward(ctx: Any, z: torch.Tensor, tau: float, symmetric: bool) -> torch.Tensor:
@@ -58,7 +79,7 @@ class _SmoothReLU(torch.autograd.Function):
     @staticmethod
     def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor, None, None]:
         (z,) = ctx.saved_tensors
-        return grad * relu_surrogate_derivative(z, ctx.tau, ctx.symmetric), None, None
+        return grad * _SurrogateDerivative.apply(z, ctx.tau, ctx.symmetric), None, None
 
 
 def smooth_relu_fn(z: torch.Tensor, tau: float = DEFAULT_TAU, symmetric: bool = False) -> torch.Tensor:
