@@ -26,7 +26,7 @@ import torch
 import torch.nn.functional as F
 
 from doublecross.attacks import ATTACKS, AttackConfig
-from doublecross.attacks.presets import interpreter_defaults
+from doublecross.attacks.presets import interpreter_defaults, load_attack_preset
 from doublecross.interpreters import create_interpreter
 from doublecross.models import create_model, smooth_relu
 from doublecross.threats import THREATS
@@ -147,6 +147,28 @@ def main() -> None:
             15.0,
         ),
     ]
+    scene = load_attack_preset(a.model).for_threat("linf").for_interpreter("mask")
+    rows.append(
+        (
+            f"  same, preset counts (n_step {scene.n_step}, n_plain {scene.n_plain}, n_bs {scene.n_bs})",
+            step_cost(
+                model,
+                interps["mask"],
+                x,
+                t,
+                maps["mask"],
+                "adv2-bilevel",
+                max(2, k // 5),
+                1,
+                n_reset=10**6,
+                n_step=scene.n_step,
+                n_plain=scene.n_plain,
+                n_bs=scene.n_bs,
+            )
+            / pgd,
+            15.0,
+        )
+    )
     st = step_cost(model, None, x, t, None, "pgd", k, r, threat="stadv")
     stadv_cfg = {
         "cam": ("adv2", {"lam": 1.0}),
