@@ -100,7 +100,7 @@ class Adv2Bilevel(Attack):
                 r = self._bisect(model, x0, r.detach(), h, t)
             r = r.detach()
             if self.history_every and i % self.history_every == 0:
-                history.append({"step": i, "int": float(dist.mean()) if dist is not None else 0.0})
+                history.append({"step": i, "int": float(dist.detach().mean()) if dist is not None else 0.0})
         self._reset(interpreter, sel, x0, r, t, target_map, gen)
         return sel.result(r), r, history
 

@@ -60,9 +60,9 @@ def prepare_run_dir(out: str, cfg: JobConfig, resume: bool) -> None:
         if not os.path.isfile(cfg_path):
             raise FileExistsError(f"{out} is not a doublecross run directory (no config.yaml)")
         with open(cfg_path) as fh:
-            saved = yaml.safe_load(fh)
+            saved = {**to_dict(JobConfig()), **yaml.safe_load(fh)}  # fields added since the run: defaults
         if saved != to_dict(cfg):
-            diff = sorted(k for k in saved if saved.get(k) != to_dict(cfg).get(k))
+            diff = sorted(k for k in set(saved) | set(to_dict(cfg)) if saved.get(k) != to_dict(cfg).get(k))
             raise ConfigError(f"cannot resume {out}: the configuration differs in {diff}")
         return
     os.makedirs(out, exist_ok=True)
@@ -129,6 +129,8 @@ def run_job(cfg: JobConfig, out: str, resume: bool = False, progress: bool | Non
     torch.manual_seed(cfg.seed)
     device = torch.device(cfg.device)
     preset = load_attack_preset(cfg.preset)
+    if not cfg.threats or not cfg.interpreters:
+        raise ConfigError("the attack job needs at least one threat and one interpreter")
     for name in cfg.threats:
         preset.for_threat(name)  # every requested threat is covered before any work starts
         for iname in cfg.interpreters:
@@ -152,6 +154,7 @@ def run_job(cfg: JobConfig, out: str, resume: bool = False, progress: bool | Non
                 if not store.done(b, threat.baseline):
                     bar.set_postfix(unit=threat.baseline, batch=b)
                     _baseline_unit(store, b, model, threat, settings.baseline, x, y, t, cfg)
+                bar.update(1)
                 bar.update(1)
                 for name, interp in interps.items():
                     unit = f"{threat.adv2_name}-{name}"

@@ -73,6 +73,12 @@ class ResultStore:
             raise KeyError(f"no array {name!r} for batch {batch} unit {unit!r}")
         return _decode(row[0])
 
+    def has_array(self, batch: int, unit: str, name: str) -> bool:
+        return (
+            self.db.execute("SELECT 1 FROM arrays WHERE batch=? AND unit=? AND name=?", (batch, unit, name)).fetchone()
+            is not None
+        )
+
     def samples(self) -> Iterator[dict[str, Any]]:
         import json
 

@@ -66,7 +66,8 @@ def build_report(out: str, class_names: list[str] | None = None) -> tuple[str, l
                 store.array(0, unit, "adv_x"),
                 {
                     "benign": store.array(0, unit, "benign_map"),
-                    "base": store.array(0, unit, "base_map"),
+                    # runs written before StAdv existed stored the baseline's map as ``pgd_map``
+                    "base": store.array(0, unit, "base_map" if store.has_array(0, unit, "base_map") else "pgd_map"),
                     "adv2": store.array(0, unit, "adv_map"),
                 },
                 {
@@ -75,7 +76,9 @@ def build_report(out: str, class_names: list[str] | None = None) -> tuple[str, l
                     "adv2": [cap(s["pred"], s["confidence"]) for s in by.get(adv, [])],
                 },
                 titles=(method_label(base), method_label(adv)),
-                magnitudes=(store.array(0, base, "magnitude"), store.array(0, unit, "adv_magnitude")),
+                magnitudes=(store.array(0, base, "magnitude"), store.array(0, unit, "adv_magnitude"))
+                if store.has_array(0, unit, "adv_magnitude")
+                else None,
             )
             figures[f"{interp} — {method_label(adv)}"] = png
     finally:
