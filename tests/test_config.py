@@ -78,6 +78,9 @@ def test_attack_preset_errors(tmp_path):
     bad.write_text("kind: attack\nstadv: {threat: {}, interpreters: {cam: {outer: sideways}}}\n")
     with pytest.raises(ConfigError, match="outer"):
         load_attack_preset(str(bad))
+    bad.write_text("kind: attack\nstadv: {interpreters: {cam: {threat_options: {lr: -1}}}}\n")
+    with pytest.raises(ConfigError, match="cam.threat_options"):
+        load_attack_preset(str(bad))
     bad.write_text("kind: attack\nthreat: {eps: 0.03}\n")
     with pytest.raises(ConfigError, match="unknown field"):
         load_attack_preset(str(bad))

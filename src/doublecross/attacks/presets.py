@@ -118,4 +118,10 @@ def _threat_settings(preset: str, threat: str, block: dict[str, Any], reduction:
             {"reduction": reduction, **cfg}, source=f"preset {preset}.{threat}.{iname}"
         )
     baseline = AttackConfig.from_dict(block.get("baseline") or {}, f"preset {preset}.{threat}.baseline")
-    return ThreatSettings(threat, params, baseline, interps)
+    settings = ThreatSettings(threat, params, baseline, interps)
+    for iname, cfg in interps.items():
+        try:
+            settings.create_threat(cfg)
+        except (TypeError, ValueError) as e:
+            raise ConfigError(f"preset {preset}.{threat}.{iname}.threat_options: {e}") from e
+    return settings
