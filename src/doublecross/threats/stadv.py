@@ -19,6 +19,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from ..interpreters.functional_adam import AdamState, adam_step
 from . import THREATS
 from .base import ThreatModel
 
@@ -98,10 +99,7 @@ class StAdvThreat(ThreatModel):
 
     def reset(self) -> None:
         """Forget the Adam moments: the next ``step`` starts a fresh optimiser."""
-        self._m: torch.Tensor | None = None
-        self._v: torch.Tensor | None = None
-        self._vmax: torch.Tensor | None = None
-        self._n = 0
+        self._adam: AdamState | None = None
 
     def init(self, x0: torch.Tensor) -> torch.Tensor:
         """Zero flow (B, 2, H, W) [our decision; the authors drew U(-0.1, 0.1) unseeded]."""
@@ -113,21 +111,12 @@ class StAdvThreat(ThreatModel):
 
     def step(self, v: torch.Tensor, grad: torch.Tensor, k: int) -> torch.Tensor:
         """One Adam step on the flow (element-wise, so per sample): ``w ← w - lr·m̂/(√v̂ + ε)``."""
-        b1, b2 = self.betas
-        if self._m is None or self._m.shape != grad.shape:
-            self.reset()
-            self._m, self._v = torch.zeros_like(grad), torch.zeros_like(grad)
-            self._vmax = torch.zeros_like(grad)
-        self._n += 1
-        self._m = b1 * self._m + (1 - b1) * grad
-        self._v = b2 * self._v + (1 - b2) * grad * grad
-        second = self._v
-        if self.amsgrad:
-            self._vmax = torch.maximum(self._vmax, self._v)
-            second = self._vmax
-        m_hat = self._m / (1 - b1**self._n)
-        v_hat = second / (1 - b2**self._n)
-        return v - self.lr * m_hat / (v_hat.sqrt() + self.eps)
+        if self._adam is None or self._adam.mu.shape != grad.shape:
+            self._adam = AdamState.zeros_like(grad)
+        v, self._adam = adam_step(
+            v, grad, self._adam, lr=self.lr, betas=self.betas, eps=self.eps, clamp=None, amsgrad=self.amsgrad
+        )
+        return v
 
     def penalty(self, v: torch.Tensor) -> torch.Tensor:
         """τ·L_flow(w) per sample (B,)."""
