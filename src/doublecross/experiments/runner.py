@@ -161,14 +161,15 @@ def run_job(cfg: JobConfig, out: str, resume: bool = False, progress: bool | Non
                     if not store.done(b, unit):
                         bar.set_postfix(unit=unit, batch=b)
                         unit_gen = torch.Generator().manual_seed(cfg.seed * 1000 + b)
+                        acfg = settings.for_interpreter(name)
                         _adv2_unit(
                             store,
                             b,
                             unit,
                             model,
                             interp,
-                            settings.create_threat(settings.for_interpreter(name)),
-                            settings.for_interpreter(name),
+                            settings.create_threat(acfg),
+                            acfg,
                             x,
                             y,
                             t,
