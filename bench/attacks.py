@@ -16,7 +16,6 @@ set-up and final evaluation cancel; medians over repeats. Prints the ratios the 
 from __future__ import annotations
 
 import argparse
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -24,6 +23,7 @@ import time
 
 import torch
 import torch.nn.functional as F
+from _timing import median_time
 
 from doublecross.attacks import ATTACKS, AttackConfig
 from doublecross.attacks.presets import interpreter_defaults, load_attack_preset
@@ -32,13 +32,9 @@ from doublecross.models import create_model, smooth_relu
 from doublecross.threats import THREATS
 
 
-def _median(fn, repeats: int) -> float:  # type: ignore[no-untyped-def]
-    times = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return statistics.median(times)
+def _per_step(run, k: int, repeats: int) -> float:  # type: ignore[no-untyped-def]
+    """Differential cost of one step: (time of ``run(2k)`` - time of ``run(k)``) / k, medians, no warm-up."""
+    return (median_time(lambda: run(2 * k), repeats, False) - median_time(lambda: run(k), repeats, False)) / k
 
 
 def step_cost(model, interp, x, t, m_t, kind: str, k: int, repeats: int, threat="linf", **cfg) -> float:  # type: ignore[no-untyped-def]
@@ -49,7 +45,7 @@ def step_cost(model, interp, x, t, m_t, kind: str, k: int, repeats: int, threat=
         attack = ATTACKS.create(kind, threat=th, config=c)
         attack(model, x, t, interp, m_t) if interp is not None else attack(model, x, t)
 
-    return (_median(lambda: run(2 * k), repeats) - _median(lambda: run(k), repeats)) / k
+    return _per_step(run, k, repeats)
 
 
 def torchattacks_step(model, x, t, k: int, repeats: int) -> float:  # type: ignore[no-untyped-def]
@@ -60,7 +56,7 @@ def torchattacks_step(model, x, t, k: int, repeats: int) -> float:  # type: igno
         a.set_mode_targeted_by_label(quiet=True)
         a(x, t)
 
-    return (_median(lambda: run(2 * k), repeats) - _median(lambda: run(k), repeats)) / k
+    return _per_step(run, k, repeats)
 
 
 def bare_double_backprop(model, x, t, k: int, repeats: int) -> float:  # type: ignore[no-untyped-def]
@@ -78,7 +74,7 @@ def bare_double_backprop(model, x, t, k: int, repeats: int) -> float:  # type: i
         for _ in range(n):
             one()
 
-    return (_median(lambda: run(2 * k), repeats) - _median(lambda: run(k), repeats)) / k
+    return _per_step(run, k, repeats)
 
 
 RESNET50_PEAK = """

@@ -11,24 +11,13 @@ forward + backward (loss.backward to the input) on the same batch.
 from __future__ import annotations
 
 import argparse
-import statistics
-import time
 
 import torch
 import torch.nn.functional as F
+from _timing import median_time
 
 from doublecross.interpreters import create_interpreter
 from doublecross.models import create_model
-
-
-def median_time(fn, repeats: int) -> float:  # type: ignore[no-untyped-def]
-    fn()  # warm-up
-    times = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return statistics.median(times)
 
 
 def main() -> None:
