@@ -170,6 +170,25 @@ def test_mask_noise_baseline_is_seeded_shared_and_centred_on_the_mean(tiny_resne
     assert abs(float(bg.mean()) - 0.5) < 0.01 and abs(float(bg.std()) - 0.2) < 0.01
 
 
+def test_mask_runs_delete_with_the_evaluation_noise_whatever_the_jitter_generator(tiny_resnet, monkeypatch):
+    """The attack's inner runs (their own jitter generator) must see the noise the evaluation uses."""
+    interp = create_interpreter("mask", tiny_resnet, perturbation="noise", seed=5, steps=2)
+    x = torch.rand(2, 3, 64, 64, generator=torch.Generator().manual_seed(6))
+    seen: list[torch.Tensor] = []
+    composite = interp.composite
+
+    def spy(m, up, b, offset, c):  # type: ignore[no-untyped-def]
+        seen.append(b.detach())
+        return composite(m, up, b, offset, c)
+
+    monkeypatch.setattr(interp, "composite", spy)
+    interp.explain(x, [0, 1])
+    for seed in (1, 2):
+        interp.run(x, torch.tensor([0, 1]), None, 2, 0, torch.Generator().manual_seed(seed))
+    _, expected, _ = interp.prepare(x)
+    assert len(seen) == 6 and all(torch.equal(b, expected) for b in seen)
+
+
 def test_mask_perturbation_options_are_validated(tiny_resnet):
     with pytest.raises(ValueError, match="perturbation"):
         create_interpreter("mask", tiny_resnet, perturbation="zero")

@@ -17,7 +17,8 @@ The deletion baseline ``b = Φ(x↑)`` is one of Fong & Vedaldi's three (their �
 * ``"blur"`` (spec default): ``b = GaussBlur(x↑; k_in, σ_in)``.
 * ``"constant"``: ``b = μ(x↑)``, the image's mean colour (per sample and channel) everywhere.
 * ``"noise"``: ``b = clamp(μ(x↑) + σ_η·ε, 0, 1)`` with ``ε ~ N(0, 1)`` per pixel and channel,
-  drawn once per run (before the jitter offsets) from the run's generator and shared by the
+  one fixed draw from a generator seeded with the interpreter's ``seed`` (so every run on an
+  image -- evaluation, and the attack's inner steps -- deletes with the same noise) shared by the
   batch; σ_η = ``noise_std`` = 0.2 in [0, 1] pixel units (≈ 51/255), so the noise hides shape
   without saturating much (results change little for σ_η in 0.2-0.5 on ``scenes``).
 
@@ -158,27 +159,26 @@ class MaskInterpreter(Interpreter):
             "tv": self.tv * 784 / n,
         }
 
-    def prepare(
-        self, x: torch.Tensor, generator: torch.Generator | None = None
-    ) -> tuple[torch.Tensor, torch.Tensor, dict[str, float]]:
-        """The jittered image ``x↑``, its deletion baseline ``b`` (both differentiable in x), the constants.
-
-        ``generator`` draws the ``"noise"`` baseline (default: one seeded with ``seed``).
-        """
+    def prepare(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, dict[str, float]]:
+        """The jittered image ``x↑``, its deletion baseline ``b`` (both differentiable in x), the constants."""
         h, w = x.shape[-2:]
         c = self.constants(h, w)
         j = int(c["jitter"])
         up = F.interpolate(x, size=(h + j, w + j), mode="bilinear", align_corners=False)
-        return up, self.baseline(up, c, generator), c
+        return up, self.baseline(up, c), c
 
-    def baseline(self, up: torch.Tensor, c: dict[str, float], generator: torch.Generator | None) -> torch.Tensor:
-        """The deletion baseline ``b = Φ(x↑)`` (module docstring). Shape: (B, 3, H+J, W+J), same out."""
+    def baseline(self, up: torch.Tensor, c: dict[str, float]) -> torch.Tensor:
+        """The deletion baseline ``b = Φ(x↑)`` (module docstring). Shape: (B, 3, H+J, W+J), same out.
+
+        The ``"noise"`` draw comes from a generator seeded with ``seed``, never from a run's jitter
+        generator: an attack's inner steps must delete with the noise the evaluation uses.
+        """
         if self.perturbation == "blur":
             return gaussian_blur(up, int(c["k_in"]), c["sigma_in"])
         mean = up.mean(dim=(2, 3), keepdim=True).expand_as(up)
         if self.perturbation == "constant":
             return mean
-        gen = generator if generator is not None else torch.Generator().manual_seed(self.seed)
+        gen = torch.Generator().manual_seed(self.seed)
         eps = torch.randn((1, *up.shape[1:]), generator=gen).to(device=up.device, dtype=up.dtype)
         return (mean + self.noise_std * eps).clamp(0, 1)
 
@@ -230,9 +230,10 @@ class MaskInterpreter(Interpreter):
     ) -> MaskState:
         """``steps`` plain Adam steps then ``unroll`` steps with a graph to ``x``.
 
-        ``keep_state_graph`` continues the graph of an incoming (unrolled) state instead of
-        detaching it, so successive calls chain their unrolled steps. ``lr`` overrides the Adam
-        learning rate (the StAdv-MASK attack's inner steps use 0.01).
+        ``generator`` draws the jitter offsets (one per step). ``keep_state_graph`` continues the
+        graph of an incoming (unrolled) state instead of detaching it, so successive calls chain
+        their unrolled steps. ``lr`` overrides the Adam learning rate (the StAdv-MASK attack's
+        inner steps use 0.01).
         """
         if state is None:
             m0 = torch.full((x.shape[0], 1, *self.native_size(*x.shape[-2:])), 0.5, device=x.device, dtype=x.dtype)
@@ -240,7 +241,7 @@ class MaskInterpreter(Interpreter):
         if not keep_state_graph:
             state = state.detach()
         m, adam = state.m, state.adam
-        up, baseline, c = self.prepare(x, generator)
+        up, baseline, c = self.prepare(x)
         j = int(c["jitter"])
         up_plain, baseline_plain = up.detach(), baseline.detach()
         for k in range(steps + unroll):
