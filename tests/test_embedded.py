@@ -74,14 +74,7 @@ def test_interpreter_beats_the_centred_blob(name, interpreter):
     assert r["iou"] > blob["iou"] and r["pointing"] >= blob["pointing"], (r, blob)
 
 
-_DENSE_MASK = pytest.mark.xfail(
-    strict=True,
-    reason="known shortfall: on the noise-augmented scenes-densenet the noise-deletion MASK beats blur "
-    "(IoU 0.30 vs 0.27) but stays below the blob's pointing (0.78 vs 0.84); see the issue note",
-)
-
-
-@pytest.mark.parametrize("name", ["scenes-resnet", pytest.param("scenes-densenet", marks=_DENSE_MASK)])
+@pytest.mark.parametrize("name", ["scenes-resnet", "scenes-densenet"])
 def test_mask_beats_the_centred_blob(name):
-    rows, blob = _faithfulness(name, ("mask",), 200)  # with the preset's options (noise deletion)
+    rows, blob = _faithfulness(name, ("mask",), 200)  # the preset's options: noise deletion, 100 steps
     assert rows["mask"]["iou"] > blob["iou"] and rows["mask"]["pointing"] >= blob["pointing"], (rows, blob)
