@@ -70,6 +70,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         "lr": args.lr,
         "seed": args.seed,
         "root": args.root,
+        "init": args.init,
     }
     if args.preset:
         cfg = TrainConfig.from_preset(args.preset, **overrides)
@@ -237,6 +238,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--batch-size", type=int)
     s.add_argument("--lr", type=float)
     s.add_argument("--seed", type=int)
+    s.add_argument("--init", help="fine-tune: start from this checkpoint (a path or an embedded model name)")
     s.add_argument("--out", required=True, help="checkpoint path to write")
     s.add_argument("--force", action="store_true", help="overwrite an existing checkpoint")
     s.add_argument("--quiet", action="store_true", help="no progress bar")

@@ -3,6 +3,13 @@
 SGD with Nesterov momentum and a one-cycle learning-rate schedule, random horizontal flips,
 optional Gaussian-noise augmentation (per-image σ ~ U(0, noise_std)), cross-entropy; the test
 accuracy is measured at the end and stored in the checkpoint metadata.
+
+Optional input-gradient regularisation (double backpropagation, Drucker & LeCun 1992; Ross &
+Doshi-Velez 2018), on the [0, 1] input x of a batch of B:
+
+    L = mean_b CE(f(x_b), y_b) + μ · mean_b ‖∂CE(f(x_b), y_b)/∂x_b‖²        (μ = ``grad_penalty``)
+
+``init`` starts from an existing checkpoint (a fine-tune) instead of a fresh network.
 """
 
 from __future__ import annotations
@@ -39,6 +46,8 @@ class TrainConfig:
     lr: float = field(default=0.1, metadata={"min": 0.0})
     weight_decay: float = field(default=5e-4, metadata={"min": 0.0})
     noise_std: float = field(default=0.0, metadata={"min": 0.0})
+    grad_penalty: float = field(default=0.0, metadata={"min": 0.0})
+    init: str | None = None
     seed: int = 0
     root: str | None = None
     train_count: int | None = None
@@ -71,6 +80,32 @@ def accuracy(model: Classifier, x: torch.Tensor, y: torch.Tensor, batch_size: in
     return correct / max(1, len(x))
 
 
+def initial_network(cfg: TrainConfig, classes: list[str]) -> torch.nn.Module:
+    """A fresh ``cfg.arch``, or the network of the checkpoint ``cfg.init`` (checked to match)."""
+    if cfg.init is None:
+        return ARCHITECTURES.create(cfg.arch, num_classes=len(classes), **cfg.arch_kwargs)
+    from .zoo import create_model
+
+    clf = create_model(cfg.init)
+    if list(clf.classes or []) != list(classes):
+        raise ValueError(f"init {cfg.init!r} has classes {clf.classes}, the dataset has {classes}")
+    if type(clf.net) is not type(ARCHITECTURES.create(cfg.arch, num_classes=len(classes), **cfg.arch_kwargs)):
+        raise ValueError(f"init {cfg.init!r} is a {type(clf.net).__name__}, not a {cfg.arch!r}")
+    return clf.net.requires_grad_(True)  # loaded models come frozen
+
+
+def training_loss(
+    net: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, mean: torch.Tensor, std: torch.Tensor, mu: float
+) -> torch.Tensor:
+    """mean_b CE + μ·mean_b ‖∂CE_b/∂x_b‖² on the [0, 1] input. Shapes: x (B, 3, H, W), y (B,) -> scalar."""
+    if mu == 0:
+        return F.cross_entropy(net((x - mean) / std), y)
+    x = x.detach().requires_grad_(True)
+    ce = F.cross_entropy(net((x - mean) / std), y, reduction="none")
+    (g,) = torch.autograd.grad(ce.sum(), x, create_graph=True)  # row b holds ∂CE_b/∂x_b
+    return ce.mean() + mu * g.pow(2).flatten(1).sum(1).mean()
+
+
 def train(
     cfg: TrainConfig, out: str, overwrite: bool = False, progress: bool | None = None, command: str | None = None
 ) -> dict[str, Any]:
@@ -96,7 +131,7 @@ def train(
     classes = list(train_ds.classes)
     x_train, y_train = stack_dataset(train_ds)
     x_test, y_test = stack_dataset(test_ds)
-    net = ARCHITECTURES.create(cfg.arch, num_classes=len(classes), **cfg.arch_kwargs)
+    net = initial_network(cfg, classes)
     mean = torch.tensor(cfg.mean).view(1, 3, 1, 1)
     std = torch.tensor(cfg.std).view(1, 3, 1, 1)
     steps_per_epoch = -(-len(x_train) // cfg.batch_size)
@@ -117,7 +152,7 @@ def train(
             if cfg.noise_std > 0:  # per-image sigma ~ U(0, noise_std): smoother, more local gradients
                 sigma = torch.rand(len(idx), 1, 1, 1, generator=gen) * cfg.noise_std
                 x = (x + sigma * torch.randn(x.shape, generator=gen)).clamp(0, 1)
-            loss = F.cross_entropy(net((x - mean) / std), y)
+            loss = training_loss(net, x, y, mean, std, cfg.grad_penalty)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -143,6 +178,11 @@ def train(
         "test_size": len(x_test),
         "seed": cfg.seed,
         "epochs": cfg.epochs,
+        "lr": cfg.lr,
+        "noise_std": cfg.noise_std,
+        "grad_penalty": cfg.grad_penalty,
+        "init": cfg.init,
+        "train_count": len(x_train),
         "train_time_s": round(train_time, 1),
         "threads": torch.get_num_threads(),
         "command": command or "",
