@@ -72,15 +72,12 @@ def test_attack_preset_errors(tmp_path):
     from doublecross.attacks.presets import load_attack_preset
 
     bad = tmp_path / "bad.yaml"
-    bad.write_text("kind: attack\nlinf: {threat: {eps: 0.03, beta: 1}}\n")
-    with pytest.raises(ConfigError, match="linf.threat"):
-        load_attack_preset(str(bad))
-    bad.write_text("kind: attack\nstadv: {threat: {}, interpreters: {cam: {outer: sideways}}}\n")
-    with pytest.raises(ConfigError, match="outer"):
-        load_attack_preset(str(bad))
-    bad.write_text("kind: attack\nstadv: {interpreters: {cam: {threat_options: {lr: -1}}}}\n")
-    with pytest.raises(ConfigError, match="cam.threat_options"):
-        load_attack_preset(str(bad))
-    bad.write_text("kind: attack\nthreat: {eps: 0.03}\n")
-    with pytest.raises(ConfigError, match="unknown field"):
-        load_attack_preset(str(bad))
+    for body, match in [
+        ("linf: {threat: {eps: 0.03, beta: 1}}", "linf.threat"),
+        ("stadv: {threat: {}, interpreters: {cam: {outer: sideways}}}", "outer"),
+        ("stadv: {interpreters: {cam: {threat_options: {lr: -1}}}}", "cam.threat_options"),
+        ("threat: {eps: 0.03}", "unknown field"),
+    ]:
+        bad.write_text(f"kind: attack\n{body}\n")
+        with pytest.raises(ConfigError, match=match):
+            load_attack_preset(str(bad))

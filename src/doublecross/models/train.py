@@ -89,8 +89,9 @@ def initial_network(cfg: TrainConfig, classes: list[str]) -> torch.nn.Module:
     clf = create_model(cfg.init)
     if list(clf.classes or []) != list(classes):
         raise ValueError(f"init {cfg.init!r} has classes {clf.classes}, the dataset has {classes}")
-    if type(clf.net) is not type(ARCHITECTURES.create(cfg.arch, num_classes=len(classes), **cfg.arch_kwargs)):
-        raise ValueError(f"init {cfg.init!r} is a {type(clf.net).__name__}, not a {cfg.arch!r}")
+    arch = getattr(clf, "meta", {}).get("arch")  # written by `doublecross train` (classifier_from_checkpoint)
+    if arch != cfg.arch:
+        raise ValueError(f"init {cfg.init!r} is a {arch or type(clf.net).__name__!r}, not a {cfg.arch!r}")
     return clf.net.requires_grad_(True)  # loaded models come frozen
 
 
