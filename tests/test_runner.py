@@ -102,6 +102,17 @@ def test_cli_attack_writes_a_run(tmp_path, preset, capsys):
     assert "exists" in capsys.readouterr().err
 
 
+def test_cli_attack_takes_the_model_from_the_preset_unless_given(tmp_path, capsys):
+    path = tmp_path / "dense.yaml"
+    path.write_text(yaml.safe_dump({**PRESET, "model": "scenes-densenet"}))
+    argv = ["attack", "--interpreter", "cam", "--limit", "1", "--batch-size", "1", "--preset", str(path), "--quiet"]
+    assert main(argv + ["--out", str(tmp_path / "a")]) == 0
+    assert "scenes-densenet, 1 images" in capsys.readouterr().out
+    assert yaml.safe_load((tmp_path / "a" / "config.yaml").read_text())["model"] == "scenes-densenet"
+    assert main(argv + ["--model", "scenes-resnet", "--out", str(tmp_path / "b")]) == 0  # --model wins
+    assert yaml.safe_load((tmp_path / "b" / "config.yaml").read_text())["model"] == "scenes-resnet"
+
+
 def test_cli_attack_both_threats(tmp_path, preset, capsys):
     out = str(tmp_path / "both")
     argv = ["attack", "--interpreter", "cam", "--threat", "linf,stadv", "--limit", "2", "--preset", preset]

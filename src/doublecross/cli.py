@@ -197,6 +197,10 @@ def cmd_attack(args: argparse.Namespace) -> int:
         raise ConfigError(
             f"--model {args.model} needs a --preset (e.g. one of the attack presets in `doublecross list presets`)"
         )
+    if args.preset and not args.model:
+        from .attacks.presets import load_attack_preset
+
+        overrides["model"] = load_attack_preset(args.preset).model  # the model the preset was calibrated for
     cfg = JobConfig.from_dict({k: v for k, v in overrides.items() if v is not None})
     out = args.out or os.path.join("runs", time.strftime("attack-%Y%m%d-%H%M%S"))
     manifest = run_job(cfg, out, resume=args.resume, progress=False if args.quiet else None)
