@@ -23,13 +23,17 @@ def test_training_loss_adds_the_input_gradient_penalty_known_answer_on_a_linear_
 
 def test_fine_tune_starts_from_the_checkpoint_and_trains_it(tmp_path):
     base = {"arch": "small-resnet", "dataset": "scenes", "epochs": 1, "batch_size": 16, "train_count": 32}
-    train(TrainConfig.from_dict(base), str(tmp_path / "a.pt"), progress=False)
+    meta_a = train(TrainConfig.from_dict(base), str(tmp_path / "a.pt"), progress=False, command="first")
     meta = train(
         TrainConfig.from_dict({**base, "init": str(tmp_path / "a.pt"), "grad_penalty": 0.1, "lr": 0.01}),
         str(tmp_path / "b.pt"),
         progress=False,
     )
     assert meta["init"] == str(tmp_path / "a.pt") and meta["grad_penalty"] == 0.1
+    assert meta_a["init_meta"] is None  # provenance: the base's command and accuracy travel with the fine-tune
+    assert meta["init_meta"] == {k: meta_a[k] for k in ("command", "accuracy", "epochs", "train_time_s", "init")} | {
+        "init_meta": None
+    }
     a = torch.load(tmp_path / "a.pt", weights_only=True)["state_dict"]
     b = torch.load(tmp_path / "b.pt", weights_only=True)["state_dict"]
     assert a.keys() == b.keys()

@@ -80,19 +80,28 @@ def accuracy(model: Classifier, x: torch.Tensor, y: torch.Tensor, batch_size: in
     return correct / max(1, len(x))
 
 
-def initial_network(cfg: TrainConfig, classes: list[str]) -> torch.nn.Module:
-    """A fresh ``cfg.arch``, or the network of the checkpoint ``cfg.init`` (checked to match)."""
+_PROVENANCE = ("command", "accuracy", "epochs", "train_time_s", "init", "init_meta")
+
+
+def initial_network(cfg: TrainConfig, classes: list[str]) -> tuple[torch.nn.Module, dict[str, Any] | None]:
+    """A fresh ``cfg.arch``, or the network of the checkpoint ``cfg.init`` (checked to match).
+
+    Returns the network and, for a fine-tune, the init checkpoint's provenance (its command,
+    accuracy, epochs, training time and its own ``init`` chain), recorded as ``init_meta``.
+    """
     if cfg.init is None:
-        return ARCHITECTURES.create(cfg.arch, num_classes=len(classes), **cfg.arch_kwargs)
+        return ARCHITECTURES.create(cfg.arch, num_classes=len(classes), **cfg.arch_kwargs), None
     from .zoo import create_model
 
     clf = create_model(cfg.init)
     if list(clf.classes or []) != list(classes):
         raise ValueError(f"init {cfg.init!r} has classes {clf.classes}, the dataset has {classes}")
-    arch = getattr(clf, "meta", {}).get("arch")  # written by `doublecross train` (classifier_from_checkpoint)
+    meta = getattr(clf, "meta", None) or {}  # written by `doublecross train` (classifier_from_checkpoint)
+    arch = meta.get("arch")
     if arch != cfg.arch:
         raise ValueError(f"init {cfg.init!r} is a {arch or type(clf.net).__name__!r}, not a {cfg.arch!r}")
-    return clf.net.requires_grad_(True)  # loaded models come frozen
+    provenance = {k: meta[k] for k in _PROVENANCE if k in meta}
+    return clf.net.requires_grad_(True), provenance  # loaded models come frozen
 
 
 def training_loss(
@@ -132,7 +141,7 @@ def train(
     classes = list(train_ds.classes)
     x_train, y_train = stack_dataset(train_ds)
     x_test, y_test = stack_dataset(test_ds)
-    net = initial_network(cfg, classes)
+    net, init_meta = initial_network(cfg, classes)
     mean = torch.tensor(cfg.mean).view(1, 3, 1, 1)
     std = torch.tensor(cfg.std).view(1, 3, 1, 1)
     steps_per_epoch = -(-len(x_train) // cfg.batch_size)
@@ -183,6 +192,7 @@ def train(
         "noise_std": cfg.noise_std,
         "grad_penalty": cfg.grad_penalty,
         "init": cfg.init,
+        "init_meta": init_meta,
         "train_count": len(x_train),
         "train_time_s": round(train_time, 1),
         "threads": torch.get_num_threads(),
