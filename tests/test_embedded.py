@@ -50,23 +50,8 @@ def _faithfulness(name, interpreters, n):
     return rows, rows.pop("centre-blob")
 
 
-_DENSE_GRAD = pytest.mark.xfail(
-    strict=True,
-    reason="known shortfall: the noise-augmented scenes-densenet's GRAD maps point at the object "
-    "(pointing 0.90 vs 0.84) but their top-k IoU (0.27) is below the blob's (0.31); see the issue note",
-)
-
-
 @pytest.mark.parametrize(
-    "name, interpreter",
-    [
-        ("scenes-resnet", "grad"),
-        ("scenes-resnet", "cam"),
-        ("scenes-resnet", "rts"),
-        pytest.param("scenes-densenet", "grad", marks=_DENSE_GRAD),
-        ("scenes-densenet", "cam"),
-        ("scenes-densenet", "rts"),
-    ],
+    "name, interpreter", [(m, i) for m in ("scenes-resnet", "scenes-densenet") for i in ("grad", "cam", "rts")]
 )
 def test_interpreter_beats_the_centred_blob(name, interpreter):
     rows, blob = _faithfulness(name, (interpreter,), 200)
