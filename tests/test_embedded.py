@@ -22,7 +22,7 @@ def test_split():
 @pytest.mark.parametrize("name, bar", [("scenes-resnet", 0.95), ("scenes-densenet", 0.90)])
 def test_embedded_accuracy_meets_the_bar(name, bar, test_split):
     path = embedded_checkpoint(name)
-    assert os.path.getsize(path) <= 5 * 2**20
+    assert os.path.getsize(path) <= 5 * 2**20 and os.path.getsize(embedded_checkpoint(f"rts-{name}")) <= 5 * 2**20
     model = create_model(name)
     acc = accuracy(model, *test_split)
     assert acc >= bar, f"{name}: {acc:.4f} < {bar}"
@@ -33,6 +33,25 @@ def test_list_models_shows_embedded(capsys):
     assert main(["list", "models"]) == 0
     out = capsys.readouterr().out
     assert "scenes-resnet" in out and "scenes-densenet" in out and out.count("[embedded]") == 2
+
+
+def test_cli_lists_interpreters_trains_rts_and_prints_the_ground_truth_table(tmp_path, capsys):
+    assert main(["list", "interpreters"]) == 0
+    listed = capsys.readouterr().out
+    assert all(f"{n}  " in listed for n in ("grad", "cam", "mask", "rts"))
+    out = str(tmp_path / "rts.pt")
+    argv = ["train-rts", "--model", "scenes-resnet", "--limit", "16", "--steps", "2", "--batch-size", "4"]
+    assert main(argv + ["--out", out, "--quiet"]) == 0
+    assert "in 2 steps" in capsys.readouterr().out
+    assert create_interpreter("rts", create_model("scenes-resnet"), weights=out).explain(torch.rand(1, 3, 64, 64), 0)
+    assert main(argv + ["--out", out, "--quiet"]) == 2  # no silent overwrite
+    capsys.readouterr()
+    assert (
+        main(["evaluate-interpreters", "--models", "scenes-resnet", "--interpreters", "grad,cam", "--limit", "4"]) == 0
+    )
+    rows = [line.split() for line in capsys.readouterr().out.splitlines()[2:]]
+    assert [r[1] for r in rows] == ["grad", "cam", "centre-blob"]
+    assert all(0 <= float(r[2]) <= 1 and 0 <= float(r[-1]) <= 1 for r in rows)
 
 
 def _faithfulness(name, interpreters, n):

@@ -51,7 +51,8 @@ def test_gradient_reaches_input_with_grad_and_no_graph_under_explain(name, model
     interp = make(name, model)
     x = _x().requires_grad_(True)
     out = interp(x, 4)
-    assert out.map.requires_grad
+    assert out.map.requires_grad  # the graph-mode map (GRAD's surrogate, MASK's unrolled steps) keeps the contract
+    assert torch.isfinite(out.map).all() and float(out.map.min()) >= 0 and float(out.map.max()) <= 1
     (g,) = torch.autograd.grad(out.map.pow(2).sum(), x)
     assert torch.isfinite(g).all() and float(g.abs().sum()) > 0
     ex = interp.explain(x, 4)
@@ -67,6 +68,8 @@ def test_input_not_mutated_and_no_hooks_or_modes_left(name, model):
     x = _x()
     x0 = x.clone()
     interp(x.requires_grad_(True), 0)
+    assert torch.equal(x.detach(), x0)
+    interp.explain(x, 0)
     assert torch.equal(x.detach(), x0)
 
     def no_hooks():

@@ -6,7 +6,7 @@ import torch.nn.functional as F
 
 from doublecross.interpreters import create_interpreter, minmax_normalise
 from doublecross.interpreters.functional_adam import AdamState, adam_step
-from doublecross.interpreters.mask import gaussian_blur, gaussian_kernel_size, tv_beta
+from doublecross.interpreters.mask import MaskState, gaussian_blur, gaussian_kernel_size, tv_beta
 from doublecross.interpreters.rts_train import RtsTrainConfig, train_rts
 
 captum_attr = pytest.importorskip("captum.attr", reason="captum is in the dev extra")
@@ -40,17 +40,22 @@ def test_grad_logit_signal_and_graph_map_close_to_true_map(tiny_resnet):
 
 def test_cam_hand_formula_and_captum_gradcam(tiny_resnet, tiny_densenet):
     x, t = _x(), torch.tensor([2, 5, 9])
-    for model, layer in ((tiny_resnet, tiny_resnet.net.body),):
+    relu = torch.nn.ReLU()  # the DenseNet's last ReLU is functional: re-expressed as a module captum can hook
+
+    def dense(inp):
+        return tiny_densenet.net.fc(relu(tiny_densenet.net.body(tiny_densenet.normalise(inp))).mean((2, 3)))
+
+    for model, forward, layer in ((tiny_resnet, tiny_resnet, tiny_resnet.net.body), (tiny_densenet, dense, relu)):
+        torch.testing.assert_close(forward(x), model(x))
         cam = create_interpreter("cam", model).explain(x, t).map
         feats, _ = model.features_and_logits(x)
         w = model.linear.weight
         hand = torch.stack([(w[t[i]][:, None, None] * feats[i]).sum(0) for i in range(3)])[:, None]
         torch.testing.assert_close(cam, minmax_normalise(hand))
-        gc = captum_attr.LayerGradCam(model, layer).attribute(x, target=t, relu_attributions=False)
+        gc = captum_attr.LayerGradCam(forward, layer).attribute(x, target=t, relu_attributions=False)
         hw = feats.shape[-1] * feats.shape[-2]
         torch.testing.assert_close(gc * hw, hand, atol=1e-4, rtol=1e-4)  # GradCAM = CAM / hw on GAP+linear
-    cam = create_interpreter("cam", tiny_densenet).explain(x, t).map
-    assert cam.shape == (3, 1, 8, 8)
+        assert cam.shape == (3, 1, 8, 8)
 
 
 def test_cam_refuses_models_without_a_linear_head():
@@ -120,6 +125,27 @@ def test_mask_lowers_the_target_score(scenes_resnet, scene_batch):
     p_masked = deleted - penalty
     assert float(p_masked.mean()) < 0.5 * float(p_clean.mean())
     assert float(out.map.mean()) < 0.6  # a salient region, not everything
+
+
+def test_mask_warm_start_continues_from_the_given_state(tiny_resnet):
+    x, t = _x(2), torch.tensor([1, 3])
+    m = torch.rand(2, 1, 8, 8, generator=torch.Generator().manual_seed(1))
+    given = MaskState(m, AdamState.zeros_like(m))
+    # zero steps: the map is the given mask's complement, untouched
+    torch.testing.assert_close(create_interpreter("mask", tiny_resnet, steps=0).explain(x, t, state=given).map, 1 - m)
+    # 10 steps, then 10 more from that state, equal 20 steps in one run (same jitter draws, Adam moments carried)
+    mask = create_interpreter("mask", tiny_resnet, steps=10)
+    s20 = mask.run(x, t, None, 20, 0, torch.Generator().manual_seed(0))
+    gen = torch.Generator().manual_seed(0)
+    s10 = mask.run(x, t, None, 10, 0, gen)
+    s10b = mask.run(x, t, s10, 10, 0, gen)
+    assert s10b.adam.step == s20.adam.step == 20
+    torch.testing.assert_close(s10b.m, s20.m, atol=0, rtol=0)
+    # the interpreter's own call with a state continues it (its jitter generator restarts at its seed)
+    warm = mask.explain(x, t, state=s10)
+    expected = mask.run(x, t, s10, 10, 0, torch.Generator().manual_seed(mask.seed))
+    torch.testing.assert_close(warm.map, 1 - expected.m, atol=0, rtol=0)
+    assert warm.state.adam.step == 20 and not torch.equal(warm.map, mask.explain(x, t).map)
 
 
 def test_rts_training_lowers_its_loss(tiny_resnet, tmp_path):

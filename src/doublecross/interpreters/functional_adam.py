@@ -49,7 +49,11 @@ def adam_step(
     delta: float = 1e-30,
     amsgrad: bool = False,
 ) -> tuple[torch.Tensor, AdamState]:
-    """One Adam update of ``m`` given ``grad``; returns the new variable and state (out of place)."""
+    """One Adam update of ``m`` given ``grad``; returns the new variable and state (out of place).
+
+    ``m' = clamp(m - lr·μ̂'/(√(ν̂' + δ) + eps))`` (module docstring). Shapes: ``m``, ``grad`` and the
+    state's moments alike (any shape), same out.
+    """
     b1, b2 = betas
     step = state.step + 1
     mu = b1 * state.mu + (1 - b1) * grad

@@ -160,7 +160,10 @@ class MaskInterpreter(Interpreter):
         }
 
     def prepare(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, dict[str, float]]:
-        """The jittered image ``x↑``, its deletion baseline ``b`` (both differentiable in x), the constants."""
+        """The jittered image ``x↑``, its deletion baseline ``b`` (both differentiable in x), the constants.
+
+        Shapes: x (B, 3, H, W) -> x↑ and b (B, 3, H+J, W+J) (bilinear upsampling by the jitter J).
+        """
         h, w = x.shape[-2:]
         c = self.constants(h, w)
         j = int(c["jitter"])
@@ -228,7 +231,11 @@ class MaskInterpreter(Interpreter):
         keep_state_graph: bool = False,
         lr: float | None = None,
     ) -> MaskState:
-        """``steps`` plain Adam steps then ``unroll`` steps with a graph to ``x``.
+        """``steps`` plain Adam steps then ``unroll`` steps with a graph to ``x``, from ``state``.
+
+        Each step: m ← Adam(m, ∂L(m; x, t, offset)/∂m) with L = ``loss`` at a fresh jitter offset;
+        ``state`` None starts from m = 0.5 (a warm start continues the given mask and Adam moments).
+        Shapes: x (B, 3, H, W), t (B,), state.m (B, 1, h, w) -> the new state.
 
         ``generator`` draws the jitter offsets (one per step). ``keep_state_graph`` continues the
         graph of an incoming (unrolled) state instead of detaching it, so successive calls chain

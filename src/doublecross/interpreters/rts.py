@@ -109,7 +109,10 @@ class RTSNet(nn.Module):
 
 
 def encoder_stages(model: Classifier, x: torch.Tensor) -> tuple[list[torch.Tensor], torch.Tensor]:
-    """The classifier's stages at strides ≥ 4 (fine -> coarse) and its logits, from one pass."""
+    """The classifier's stages at strides ≥ 4 (fine -> coarse) and its logits, from one pass.
+
+    Shapes: x (B, 3, H, W) -> [(B, C_i, H/s_i, W/s_i) for s_i ≥ 4], logits (B, num_classes).
+    """
     stages, logits = model.stages_and_logits(x)
     h = x.shape[-2]
     return [s for s in stages if h // s.shape[-2] >= RTS_STRIDE], logits
