@@ -43,7 +43,8 @@ def test_cli_lists_interpreters_trains_rts_and_prints_the_ground_truth_table(tmp
     argv = ["train-rts", "--model", "scenes-resnet", "--limit", "16", "--steps", "2", "--batch-size", "4"]
     assert main(argv + ["--out", out, "--quiet"]) == 0
     assert "in 2 steps" in capsys.readouterr().out
-    assert create_interpreter("rts", create_model("scenes-resnet"), weights=out).explain(torch.rand(1, 3, 64, 64), 0)
+    rts = create_interpreter("rts", create_model("scenes-resnet"), weights=out)
+    assert rts.explain(torch.rand(1, 3, 64, 64), 0).map.shape == (1, 1, 16, 16)
     assert main(argv + ["--out", out, "--quiet"]) == 2  # no silent overwrite
     capsys.readouterr()
     assert (
