@@ -214,6 +214,37 @@ def cmd_attack(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_reproduce(args: argparse.Namespace) -> int:
+    import time
+
+    from .experiments.reproduce import ReproduceConfig, reproduce
+    from .experiments.spec import EXPERIMENTS
+
+    overrides = {
+        "experiments": EXPERIMENTS if args.experiment == "all" else (args.experiment,),
+        "models": tuple(m for m in (args.model or "").split(",") if m) or None,
+        "weights": args.weights,
+        "dataset": args.dataset,
+        "images": args.images,
+        "preset": args.preset,
+        "limit": args.limit,
+        "batch_size": args.batch_size,
+        "seed": args.seed,
+        "device": args.device,
+    }
+    if args.interpreter:
+        overrides["interpreters"] = tuple(n for part in args.interpreter for n in part.split(",") if n)
+    cfg = ReproduceConfig.from_dict({k: v for k, v in overrides.items() if v is not None})
+    out = args.out or os.path.join("runs", time.strftime("reproduce-%Y%m%d-%H%M%S"))
+    manifest = reproduce(cfg, out, resume=args.resume, progress=False if args.quiet else None)
+    with open(os.path.join(out, "tables", "all.md")) as fh:
+        print(fh.read())
+    for name, verdict in manifest["claims"].items():
+        print(f"{verdict:<8} {name}")
+    print(f"doublecross reproduce {args.experiment}: {manifest['wall_time_s']:.0f} s; report in {out}/report.html")
+    return 0
+
+
 def cmd_report(args: argparse.Namespace) -> int:
     from .report import build_report
 
@@ -278,6 +309,23 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--resume", action="store_true", help="continue an interrupted run in --out")
     s.add_argument("--quiet", action="store_true", help="no progress bars")
     s.set_defaults(func=cmd_attack)
+
+    s = sub.add_parser("reproduce", help="the paper's experiments (Q1, Q2, Q4, StAdv, transfer): tables, figures, HTML")
+    s.add_argument("experiment", choices=["q1", "q2", "q4", "stadv", "transfer", "all"])
+    s.add_argument("--model", help="model name(s), comma-separated (default scenes-resnet)")
+    s.add_argument("--weights", help="weights file for the model")
+    s.add_argument("--dataset", choices=DATASETS.names(), help="default scenes (test split)")
+    s.add_argument("--images", help="a folder of your images to attack instead of a dataset")
+    s.add_argument("--preset", help="attack preset (default: the preset named after each model)")
+    s.add_argument("--interpreter", action="append", help="grad, cam, mask, rts (repeat or comma-separate)")
+    s.add_argument("--limit", type=int, help="correctly classified images per model (default 16)")
+    s.add_argument("--batch-size", type=int)
+    s.add_argument("--seed", type=int)
+    s.add_argument("--device", help="cpu (default) or cuda")
+    s.add_argument("--out", help="output directory (default runs/reproduce-<time>)")
+    s.add_argument("--resume", action="store_true", help="continue an interrupted reproduction in --out")
+    s.add_argument("--quiet", action="store_true", help="no progress bars")
+    s.set_defaults(func=cmd_reproduce)
 
     s = sub.add_parser("report", help="regenerate summary.csv, grids and report.html of a run directory")
     s.add_argument("run")

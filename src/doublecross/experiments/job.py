@@ -24,7 +24,7 @@ class JobConfig:
     preset: str = "scenes-resnet"
     target_map: str = field(default="benign", metadata={"choices": TARGET_MAP_MODES})
     device: str = "cpu"
-    history_every: int = 0
+    history_every: int = 10  # per-iteration loss / distance records, plotted in the report
 
     @classmethod
     def from_dict(cls, data: dict) -> JobConfig:

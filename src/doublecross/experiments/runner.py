@@ -27,11 +27,14 @@ from ..attacks import ATTACKS
 from ..attacks.presets import load_attack_preset
 from ..config import ConfigError, to_dict
 from ..data import create_dataset
+from ..data.pairing import pair_farthest
 from ..data.targets import random_target_classes, shape_maps
 from ..interpreters import create_interpreter
 from ..interpreters.faithfulness import topk_mask_iou
 from ..metrics import map_metrics, target_confidence
 from ..models.zoo import create_model
+from .exemplars import exemplar_pool
+from .history import history_arrays
 from .job import JobConfig
 from .store import ResultStore
 
@@ -70,12 +73,16 @@ def prepare_run_dir(out: str, cfg: JobConfig, resume: bool) -> None:
         yaml.safe_dump(to_dict(cfg), fh, sort_keys=False)
 
 
+def job_dataset(cfg: JobConfig, model: Any) -> Any:
+    """The dataset the attack set is drawn from (``--images`` folder or the dataset's test split)."""
+    if cfg.images:
+        return create_dataset("folder", root=cfg.images, image_size=(model.input_size or (224, 224))[0])
+    return create_dataset(cfg.dataset, split="test")
+
+
 def attack_set(cfg: JobConfig, model: Any) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None, list[str]]:
     """The first ``limit`` correctly classified images: (x, y, object masks or None, class names)."""
-    if cfg.images:
-        ds = create_dataset("folder", root=cfg.images, image_size=(model.input_size or (224, 224))[0])
-    else:
-        ds = create_dataset(cfg.dataset, split="test")
+    ds = job_dataset(cfg, model)
     xs, ys, ms = [], [], []
     for i in range(len(ds)):
         item = ds[i]
@@ -140,6 +147,9 @@ def run_job(cfg: JobConfig, out: str, resume: bool = False, progress: bool | Non
     gen = torch.Generator().manual_seed(cfg.seed)
     t_all = random_target_classes(y_all, model.num_classes, gen)
     interps = {n: create_interpreter(n, model, **preset.interpreter_options.get(n, {})) for n in cfg.interpreters}
+    pool = (x_all, y_all)
+    if cfg.target_map == "class-exemplar":  # exemplars from outside the attack set (spec §9, Q4)
+        pool = exemplar_pool(job_dataset(cfg, model), model, skip=len(x_all))
     store = ResultStore(os.path.join(out, "results.sqlite"))
     n_batches = -(-len(x_all) // cfg.batch_size)
     bar = tqdm(total=n_batches * len(cfg.threats) * (1 + len(interps)), disable=not show, desc="attack")
@@ -174,7 +184,7 @@ def run_job(cfg: JobConfig, out: str, resume: bool = False, progress: bool | Non
                             y,
                             t,
                             masks,
-                            (x_all, y_all),
+                            pool,
                             cfg,
                             unit_gen,
                         )
@@ -264,13 +274,19 @@ def _adv2_unit(
     """ADV² against one interpreter on one batch, with the baseline's image re-evaluated beside it."""
     t0 = time.time()
     benign = interp.explain(x, y)
-    m_t = target_maps(cfg.target_map, interp, x, y, t, pool, gen)
+    m_t = benign.map if cfg.target_map == "benign" else target_maps(cfg.target_map, interp, x, y, t, pool, gen)
+    pick = torch.arange(len(x))
+    if cfg.target_map == "shape":  # each shape takes the farthest benign map, each image ≤ 3 times (spec §1.6)
+        pick = pair_farthest(benign.map.cpu(), m_t.cpu(), max_uses=3)
+        x, y, t = x[pick.to(x.device)], y[pick.to(x.device)], t[pick.to(x.device)]
+        masks = masks[pick] if masks is not None else None
+    benign_map = benign.map[pick.to(benign.map.device)]
     attack = ATTACKS.create(
         interp.attack_kind, threat=threat, config=acfg, history_every=cfg.history_every, seed=cfg.seed
     )
     res = attack(model, x, t, interp, m_t)
-    x_base = store.array(b, threat.baseline, "x").to(x.device)
-    base_size = {k: store.array(b, threat.baseline, f"size_{k}") for k in res.size}
+    x_base = store.array(b, threat.baseline, "x")[pick].to(x.device)
+    base_size = {k: store.array(b, threat.baseline, f"size_{k}")[pick] for k in res.size}
     base_ev = interp.explain(x_base, t)
     base_success = attack.is_success(base_ev.logits, t)
     rows = []
@@ -281,7 +297,7 @@ def _adv2_unit(
         mets = map_metrics(amap, m_t)
         if cfg.target_map != "benign":
             mets.update(
-                {f"benign_{k}": v for k, v in map_metrics(amap, benign.map).items() if k in ("l1", "l2", "iou")}
+                {f"benign_{k}": v for k, v in map_metrics(amap, benign_map).items() if k in ("l1", "l2", "iou")}
             )
         conf = target_confidence(logits, t)
         gt = topk_mask_iou(amap, masks) if masks is not None else None
@@ -299,14 +315,17 @@ def _adv2_unit(
             )
             if gt is not None:
                 m["gt_iou"] = float(gt[i])
+            if cfg.target_map == "shape":
+                m["image"] = b * cfg.batch_size + int(pick[i])
             rows.append({"idx": b * cfg.batch_size + i, "interpreter": interp.name, "method": method, "metrics": m})
     arrays = {
         "x": x,
-        "benign_map": benign.map,
+        "benign_map": benign_map,
         "target_map": m_t,
         "base_map": base_ev.map,
         "adv_map": res.map,
         "adv_x": res.x_adv,
         "adv_magnitude": threat.magnitude(res.perturbation),
+        **history_arrays(res.history),
     }
     store.write_unit(b, unit, time.time() - t0, rows, {k: v.float().cpu() for k, v in arrays.items()})

@@ -9,6 +9,7 @@ from typing import Any
 import yaml
 
 from ..experiments.store import ResultStore
+from .attack_curves import attack_curves
 from .figures import grid_figure
 from .html import write_report
 from .tables import format_table, method_label, summarise, write_csv
@@ -41,6 +42,8 @@ def build_report(out: str, class_names: list[str] | None = None) -> tuple[str, l
     if os.path.isfile(os.path.join(out, "manifest.json")):
         with open(os.path.join(out, "manifest.json")) as fh:
             manifest = json.load(fh)
+    with open(os.path.join(out, "config.yaml")) as fh:
+        target_mode = (yaml.safe_load(fh) or {}).get("target_map", "benign")
     store = ResultStore(os.path.join(out, "results.sqlite"))
     try:
         samples = list(store.samples())
@@ -79,8 +82,10 @@ def build_report(out: str, class_names: list[str] | None = None) -> tuple[str, l
                 magnitudes=(store.array(0, base, "magnitude"), store.array(0, unit, "adv_magnitude"))
                 if store.has_array(0, unit, "adv_magnitude")
                 else None,
+                target=store.array(0, unit, "target_map") if target_mode != "benign" else None,
             )
             figures[f"{interp} — {method_label(adv)}"] = png
+        figures.update(attack_curves(out, store, samples, rows))
     finally:
         store.close()
     with open(os.path.join(out, "config.yaml")) as fh:

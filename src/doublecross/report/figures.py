@@ -26,6 +26,7 @@ def grid_figure(
     titles: tuple[str, str] = ("PGD", "ADV²"),
     magnitudes: tuple[torch.Tensor, torch.Tensor] | None = None,
     rows: int = 4,
+    target: torch.Tensor | None = None,
 ) -> None:
     """Save a grid: one row per image; columns benign / baseline / ADV² input and map (maps in [0, 1]).
 
@@ -36,9 +37,11 @@ def grid_figure(
         titles: display names of the baseline and the ADV² attack (``StAdv``, ``ADV²-StAdv``).
         magnitudes: per-pixel perturbation magnitude (B, 1, H, W) of baseline and ADV² (|δ| for
             L∞, flow length in pixels for StAdv), drawn as two extra columns on one shared scale.
+        target: the target maps m_t (B, 1, h, w), drawn as a last column on the maps' scale (None: benign
+            targets, where m_t is the benign map already shown).
     """
     n = min(rows, x.shape[0])
-    extra = 0 if magnitudes is None else 2
+    extra = (0 if magnitudes is None else 2) + (0 if target is None else 1)
     fig, axes = plt.subplots(n, 6 + extra, figsize=(2 * (6 + extra), 2.1 * n + 0.6), squeeze=False)
     size = x.shape[-2:]
     cols = [("benign", x), (titles[0], x_base), (titles[1], x_adv)]
@@ -61,6 +64,12 @@ def grid_figure(
             if i == 0:
                 ax.set_title(f"{titles[j]} |pert.|", fontsize=8)
             ax.set_xlabel(f"max {float(mag[i].max()):.3g}", fontsize=7)
+        if target is not None:
+            ax = axes[i, -1]
+            up = F.interpolate(target[i : i + 1].float(), size=size, mode="bilinear", align_corners=False)[0, 0]
+            ax.imshow(up.numpy(), cmap="jet", vmin=0.0, vmax=1.0)
+            if i == 0:
+                ax.set_title("target map m_t", fontsize=9)
         for ax in axes[i]:
             ax.set_xticks([])
             ax.set_yticks([])

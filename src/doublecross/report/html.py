@@ -28,6 +28,7 @@ def write_report(
     ]
     if rows:
         cols = ["interpreter", "method", "n", "successes", "success_rate", "confidence", "l1", "l2", "iou", "gt_iou"]
+        cols += ["linf", "l2_pert"]  # perturbation sizes ‖Q(x*) − x°‖∞, ‖·‖₂
         parts.append("<table><tr>" + "".join(f"<th>{c}</th>" for c in cols) + "</tr>")
         for r in rows:
             cells = [f"{r.get(c):.4g}" if isinstance(r.get(c), float) else str(r.get(c, "")) for c in cols]

@@ -51,7 +51,7 @@ def summarise(samples: list[dict[str, Any]]) -> list[dict[str, Any]]:
         keys = [
             k
             for k in s
-            if k not in ("batch", "idx", "unit", "interpreter", "method", "success", "label", "target", "pred")
+            if k not in ("batch", "idx", "unit", "interpreter", "method", "success", "label", "target", "pred", "image")
         ]
         groups[(s["interpreter"], s["method"])].add(
             torch.tensor([s["success"]]), **{k: torch.tensor([float(s[k])]) for k in keys}
@@ -72,18 +72,23 @@ def write_csv(rows: list[dict[str, Any]], path: str) -> None:
 
 
 def format_table(rows: list[dict[str, Any]]) -> str:
-    """A plain-text table: interpreter, method, success, confidence, L1, L2, mean IoU (± std)."""
+    """A plain-text table: interpreter, method, success, confidence, L1, L2, mean IoU (± std), and the mean
+    perturbation size ‖Q(x*) − x°‖∞ and ‖Q(x*) − x°‖₂ (pixel space) over successful inputs."""
 
     def pm(r: dict[str, Any], k: str) -> str:
         v, s = r.get(k, float("nan")), r.get(f"{k}_std", float("nan"))
         return f"{v:.3f}±{s:.3f}" if s == s else f"{v:.3f}"
 
-    head = f"{'interp.':<8} {'attack':<10} {'success':>12} {'confidence':>13} {'L1':>13} {'L2':>13} {'IoU':>13}"
+    head = (
+        f"{'interp.':<8} {'attack':<10} {'success':>12} {'confidence':>13} {'L1':>13} {'L2':>13} {'IoU':>13}"
+        f" {'Linf pert':>9} {'L2 pert':>8}"
+    )
     lines = [head, "-" * len(head)]
     for r in rows:
         succ = f"{r['successes']}/{r['n']} {100 * r['success_rate']:.0f}%"
         lines.append(
             f"{r['interpreter']:<8} {method_label(r['method']):<10} {succ:>12} "
             f"{pm(r, 'confidence'):>13} {pm(r, 'l1'):>13} {pm(r, 'l2'):>13} {pm(r, 'iou'):>13}"
+            f" {r.get('linf', float('nan')):>9.4f} {r.get('l2_pert', float('nan')):>8.3f}"
         )
     return "\n".join(lines)

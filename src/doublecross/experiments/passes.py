@@ -1,0 +1,32 @@
+"""Cheap passes over stored runs, named by experiment specs (``passes: [transfer]``)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from typing import Any
+
+from ..registry import Registry
+
+PASSES: Registry[Callable[..., None]] = Registry("pass")
+
+
+@PASSES.register("transfer")
+def transfer(cfg: Any, out: str, model: str, progress: bool | None = None) -> None:
+    """Cross maps of the ``linf-benign`` run into ``<out>/<model>/transfer.sqlite``."""
+    from .reproduce import run_dir
+    from .spec import load_runs
+    from .transfer import transfer_pass
+
+    run = load_runs()["linf-benign"]
+    transfer_pass(run_dir(out, model, run.name), transfer_store(out, model), cfg.job(model, run), progress)
+
+
+def transfer_store(out: str, model: str) -> str:
+    return os.path.join(out, model.replace(os.sep, "_"), "transfer.sqlite")
+
+
+def run_passes(cfg: Any, specs: list[Any], out: str, model: str, progress: bool | None = None) -> None:
+    """Run every pass the experiments name, once each, for ``model``."""
+    for name in dict.fromkeys(p for s in specs for p in s.passes):
+        PASSES.create(name, cfg=cfg, out=out, model=model, progress=progress)

@@ -1,0 +1,192 @@
+"""``doublecross reproduce``: the paper's questions (spec §9) compiled to runner jobs, then reported.
+
+Layout of ``out``::
+
+    reproduce.yaml             the resolved ReproduceConfig (checked on --resume)
+    <model>/<run>/             one ``doublecross attack`` run directory per shared run (runs.yaml)
+    <model>/transfer.sqlite    the transferability pass (cross maps of stored inputs)
+    tables/<exp>_<table>.{md,csv,tex}, figures/*.png, report.html, manifest.json
+
+Every run is resumable on its own (the runner skips finished (batch, unit) pairs), runs shared by
+several experiments are computed once, and a run with ``share_baseline`` copies the finished
+PGD/StAdv units of the run it names instead of recomputing them.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import yaml
+
+from ..attacks.presets import attack_preset_names, load_attack_preset
+from ..config import ConfigError, from_dict, to_dict
+from .job import JobConfig
+from .runner import run_job
+from .spec import EXPERIMENTS, ExperimentSpec, RunSpec, load_runs, resolve
+from .store import ResultStore
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ReproduceConfig:
+    """What ``doublecross reproduce`` runs (CLI flags override these defaults)."""
+
+    experiments: tuple[str, ...] = EXPERIMENTS
+    models: tuple[str, ...] = ("scenes-resnet",)
+    weights: str | None = None
+    dataset: str = "scenes"
+    images: str | None = None
+    preset: str | None = None  # default: the attack preset named after each model
+    limit: int = field(default=16, metadata={"min": 1})
+    batch_size: int = field(default=16, metadata={"min": 1})
+    seed: int = 0
+    interpreters: tuple[str, ...] = ("grad", "cam", "mask", "rts")
+    device: str = "cpu"
+    history_every: int = 10
+
+    @classmethod
+    def from_dict(cls, data: dict) -> ReproduceConfig:
+        return from_dict(cls, data, source="reproduce")
+
+    def preset_for(self, model: str) -> str:
+        """The attack preset of ``model``: ``preset`` if given, else the preset named after the model."""
+        if self.preset:
+            return self.preset
+        if model in attack_preset_names():
+            return model
+        raise ConfigError(f"no attack preset is named after model {model!r}; pass --preset")
+
+    def job(self, model: str, run: RunSpec) -> JobConfig:
+        return JobConfig(
+            model=model,
+            weights=self.weights,
+            dataset=self.dataset,
+            images=self.images,
+            limit=self.limit,
+            batch_size=min(self.batch_size, self.limit),
+            seed=self.seed,
+            interpreters=self.interpreters,
+            threats=run.threats,
+            preset=self.preset_for(model),
+            target_map=run.target_map,
+            device=self.device,
+            history_every=self.history_every,
+        )
+
+
+def _prepare(out: str, cfg: ReproduceConfig, resume: bool) -> None:
+    """Create ``out`` or, on resume, check that everything but the experiment list matches."""
+    path = os.path.join(out, "reproduce.yaml")
+    if os.path.isdir(out) and os.listdir(out):
+        if not resume:
+            raise FileExistsError(f"{out} exists; pass --resume to continue it or choose another --out")
+        if not os.path.isfile(path):
+            raise FileExistsError(f"{out} is not a doublecross reproduce directory (no reproduce.yaml)")
+        with open(path) as fh:
+            saved = {**to_dict(ReproduceConfig()), **(yaml.safe_load(fh) or {})}
+        now = to_dict(cfg)
+        diff = sorted(k for k in set(saved) | set(now) if k != "experiments" and saved.get(k) != now.get(k))
+        if diff:
+            raise ConfigError(f"cannot resume {out}: the configuration differs in {diff}")
+        merged = list(dict.fromkeys([*saved.get("experiments", []), *now["experiments"]]))
+        now["experiments"] = merged
+    else:
+        os.makedirs(out, exist_ok=True)
+        now = to_dict(cfg)
+    with open(path, "w") as fh:
+        yaml.safe_dump(now, fh, sort_keys=False)
+
+
+def _copy_baseline(src_dir: str, dst_dir: str, src_cfg: JobConfig, dst_cfg: JobConfig) -> int:
+    """Copy finished baseline units (PGD / StAdv) of ``src_dir`` into ``dst_dir``'s store; return how many.
+
+    Only when both runs share everything but the target-map mode (same attack set, seed, targets).
+    """
+    if not os.path.isfile(os.path.join(src_dir, "results.sqlite")):
+        return 0
+    if replace(src_cfg, target_map=dst_cfg.target_map) != dst_cfg:
+        return 0
+    baselines = {load_attack_preset(dst_cfg.preset).for_threat(t).create_threat().baseline for t in dst_cfg.threats}
+    src = ResultStore(os.path.join(src_dir, "results.sqlite"))
+    dst = ResultStore(os.path.join(dst_dir, "results.sqlite"))
+    copied = 0
+    try:
+        units = src.db.execute("SELECT batch, unit, finished FROM units").fetchall()
+        with dst.db:
+            for batch, unit, finished in units:
+                if unit not in baselines or dst.done(batch, unit):
+                    continue
+                for row in src.db.execute("SELECT * FROM samples WHERE batch=? AND unit=?", (batch, unit)):
+                    dst.db.execute("INSERT OR REPLACE INTO samples VALUES (?, ?, ?, ?, ?, ?)", row)
+                for row in src.db.execute("SELECT * FROM arrays WHERE batch=? AND unit=?", (batch, unit)):
+                    dst.db.execute("INSERT OR REPLACE INTO arrays VALUES (?, ?, ?, ?)", row)
+                dst.db.execute("INSERT INTO units VALUES (?, ?, ?, ?)", (batch, unit, 0.0, finished))
+                copied += 1
+    finally:
+        src.close()
+        dst.close()
+    return copied
+
+
+def run_dir(out: str, model: str, run: str) -> str:
+    return os.path.join(out, model.replace(os.sep, "_"), run)
+
+
+def needed_runs(specs: list[ExperimentSpec]) -> list[RunSpec]:
+    """The runs the experiments read, in ``runs.yaml`` order (baseline sources first)."""
+    runs = load_runs()
+    names = {r for s in specs for r in s.runs}
+    return [r for n, r in runs.items() if n in names]
+
+
+def reproduce(cfg: ReproduceConfig, out: str, resume: bool = False, progress: bool | None = None) -> dict[str, Any]:
+    """Run (or resume) the experiments of ``cfg`` into ``out``; write tables, figures and report.html.
+
+    Returns:
+        The manifest: wall time, per-run manifests, the files written and every claim's verdict.
+    """
+    from ..report.reproduce_report import write_outputs
+    from .passes import run_passes
+
+    specs = [s for name in cfg.experiments for s in resolve(name)]
+    specs = list({s.name: s for s in specs}.values())
+    _prepare(out, cfg, resume)
+    t0 = time.time()
+    runs = needed_runs(specs)
+    by_name = {r.name: r for r in runs}
+    manifests: dict[str, dict[str, Any]] = {}
+    for model in cfg.models:
+        for run in runs:
+            d = run_dir(out, model, run.name)
+            job = cfg.job(model, run)
+            exists = os.path.isfile(os.path.join(d, "config.yaml"))
+            if not exists and run.share_baseline in by_name:
+                from .runner import prepare_run_dir
+
+                prepare_run_dir(d, job, resume=False)
+                src = by_name[run.share_baseline]
+                n = _copy_baseline(run_dir(out, model, src.name), d, cfg.job(model, src), job)
+                log.info("%s/%s: %d baseline unit(s) copied from %s", model, run.name, n, src.name)
+                exists = True
+            log.info("run %s/%s", model, run.name)
+            manifests[f"{model}/{run.name}"] = run_job(job, d, resume=exists, progress=progress)
+        run_passes(cfg, specs, out, model, progress=progress)
+    attack_s = time.time() - t0
+    result = write_outputs(cfg, specs, out, manifests)
+    manifest = {
+        "experiments": [s.name for s in specs],
+        "models": list(cfg.models),
+        "wall_time_s": round(time.time() - t0, 1),
+        "compute_time_s": round(attack_s, 1),
+        "runs": {k: {"wall_time_s": m["wall_time_s"], "images": m["images"]} for k, m in manifests.items()},
+        **result,
+    }
+    with open(os.path.join(out, "manifest.json"), "w") as fh:
+        json.dump(manifest, fh, indent=2)
+    return manifest
