@@ -252,3 +252,24 @@ def test_cli_reproduce_prints_tables_and_verdicts(tmp_path, tiny_preset, capsys)
     text = capsys.readouterr().out
     assert "success rate and confidence" in text and "q1: claim 1 [scenes-resnet]" in text
     assert main(argv) == 2 and "--resume" in capsys.readouterr().err
+
+
+def test_transfer_across_the_two_embedded_classifiers(tmp_path, tiny_preset):
+    cfg = ReproduceConfig.from_dict(
+        {
+            "experiments": ("transfer",),
+            "models": ("scenes-resnet", "scenes-densenet"),
+            "limit": 2,
+            "interpreters": ("cam",),
+            "preset": tiny_preset,
+        }
+    )
+    out = str(tmp_path / "x")
+    reproduce(cfg, out, progress=False)
+    for m1, m2 in (("scenes-resnet", "scenes-densenet"), ("scenes-densenet", "scenes-resnet")):
+        with open(os.path.join(out, "tables", f"transfer_{m1}_to_{m2}.csv")) as fh:
+            rows = list(csv.DictReader(fh))
+        assert {r["attacked"] for r in rows} == {"pgd", "cam"} and {r["evaluated"] for r in rows} == {"cam"}
+        assert all(0 <= float(r["fooled"]) <= 1 and 0 <= float(r["l1"]) <= 1 for r in rows if r["successes"] != "0")
+    md = open(os.path.join(out, "tables", "transfer_scenes-resnet.md")).read()
+    assert "scenes-densenet: n = 2" in md  # one table per model, the sample size of each stated

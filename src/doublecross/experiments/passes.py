@@ -22,11 +22,31 @@ def transfer(cfg: Any, out: str, model: str, progress: bool | None = None) -> No
     transfer_pass(run_dir(out, model, run.name), transfer_store(out, model), cfg.job(model, run), progress)
 
 
+@PASSES.register("transfer-models")
+def transfer_models(cfg: Any, out: str, model: str, progress: bool | None = None) -> None:
+    """With several models: ``model``'s ``linf-benign`` inputs explained by every other model's interpreters."""
+    from .reproduce import run_dir
+    from .spec import load_runs
+    from .transfer import cross_model_pass
+
+    run = load_runs()["linf-benign"]
+    for other in cfg.models:
+        if other != model:
+            cross_model_pass(
+                run_dir(out, model, run.name), cross_store(out, model, other), cfg.job(model, run), cfg.job(other, run)
+            )
+
+
+def cross_store(out: str, model: str, other: str) -> str:
+    return os.path.join(out, model.replace(os.sep, "_"), f"transfer-to-{other.replace(os.sep, '_')}.sqlite")
+
+
 def transfer_store(out: str, model: str) -> str:
     return os.path.join(out, model.replace(os.sep, "_"), "transfer.sqlite")
 
 
-def run_passes(cfg: Any, specs: list[Any], out: str, model: str, progress: bool | None = None) -> None:
-    """Run every pass the experiments name, once each, for ``model``."""
+def run_passes(cfg: Any, specs: list[Any], out: str, models: list[str], progress: bool | None = None) -> None:
+    """Run every pass the experiments name, once each, for every model (after all models' runs)."""
     for name in dict.fromkeys(p for s in specs for p in s.passes):
-        PASSES.create(name, cfg=cfg, out=out, model=model, progress=progress)
+        for model in models:
+            PASSES.create(name, cfg=cfg, out=out, model=model, progress=progress)

@@ -176,7 +176,7 @@ def reproduce(cfg: ReproduceConfig, out: str, resume: bool = False, progress: bo
                 exists = True
             log.info("run %s/%s", model, run.name)
             manifests[f"{model}/{run.name}"] = run_job(job, d, resume=exists, progress=progress)
-        run_passes(cfg, specs, out, model, progress=progress)
+    run_passes(cfg, specs, out, list(cfg.models), progress=progress)
     attack_s = time.time() - t0
     result = write_outputs(cfg, specs, out, manifests)
     manifest = {

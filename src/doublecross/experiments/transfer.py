@@ -99,3 +99,63 @@ def transfer_matrix(dest: str) -> dict[tuple[str, str], dict[str, float]]:
     finally:
         store.close()
     return {(r["method"], r["interpreter"]): r for r in summarise(samples)}
+
+
+def cross_model_pass(run: str, dest: str, src_job: Any, dst_job: Any) -> None:
+    """Inputs crafted on ``src_job.model`` explained by ``dst_job.model``'s interpreters (spec §9, optional).
+
+    For every batch of the source run and every attacker A (PGD and ADV² per interpreter), each
+    interpreter B of the destination model explains x* for t and the benign image x° for its label;
+    rows hold L1 / L2 / IoU between the two maps, A's success on the source model, and ``fooled``:
+    whether the destination model also predicts t.
+    """
+    src = ResultStore(os.path.join(run, "results.sqlite"))
+    dst = ResultStore(dest)
+    model = interps = None
+    try:
+        batches = sorted({b for (b,) in src.db.execute("SELECT DISTINCT batch FROM units")})
+        names = list(src_job.interpreters)
+        for b in batches:
+            benign: dict[str, torch.Tensor] = {}
+            for a in ["pgd", *names]:
+                unit = f"xmodel-{a}"
+                if dst.done(b, unit):
+                    continue
+                if model is None:
+                    preset = load_attack_preset(dst_job.preset)
+                    model = create_model(dst_job.model, weights=dst_job.weights).to(dst_job.device)
+                    interps = {
+                        n: create_interpreter(n, model, **preset.interpreter_options.get(n, {}))
+                        for n in dst_job.interpreters
+                    }
+                t0 = time.time()
+                src_unit = "pgd" if a == "pgd" else f"adv2-{a}"
+                rows_a = _rows(src, b, "pgd", "pgd") if a == "pgd" else _rows(src, b, src_unit, "adv2")
+                x_adv = (src.array(b, "pgd", "x") if a == "pgd" else src.array(b, src_unit, "adv_x")).to(dst_job.device)
+                t = torch.tensor([r["target"] for r in rows_a], device=dst_job.device)
+                y = torch.tensor([r["label"] for r in rows_a], device=dst_job.device)
+                x0 = src.array(b, f"adv2-{names[0]}", "x").to(dst_job.device)
+                with torch.no_grad():
+                    fooled = model(x_adv).argmax(1) == t
+                rows = []
+                for bname, interp in interps.items():
+                    if bname not in benign:
+                        benign[bname] = interp.explain(x0, y).map
+                    mets = map_metrics(interp.explain(x_adv, t).map, benign[bname])
+                    for i, r in enumerate(rows_a):
+                        rows.append(
+                            {
+                                "idx": r["idx"],
+                                "interpreter": bname,
+                                "method": a,
+                                "metrics": {
+                                    "success": bool(r["success"]),
+                                    "fooled": float(fooled[i]),
+                                    **{k: float(v[i]) for k, v in mets.items()},
+                                },
+                            }
+                        )
+                dst.write_unit(b, unit, time.time() - t0, rows, {})
+    finally:
+        src.close()
+        dst.close()

@@ -64,9 +64,11 @@ def write_reproduce_html(path: str, cfg: Any, sections: list[Any], manifests: di
             f"<tr><td>{c.number}</td><td>{e(c.model)}</td><td class='{c.verdict}'>{c.verdict}</td>"
             f"<td>{e(c.statement)}</td></tr>"
         )
+    from ..experiments import claims
+
     parts.append(
-        "</table><p>Thresholds: see <code>doublecross.experiments.claims</code> (a verdict is computed "
-        "from the numbers above, never fixed in advance).</p></section>"
+        "</table><p>Each verdict is computed from the numbers above with these fixed rules "
+        "(<code>doublecross.experiments.claims</code>):</p><pre>" + e(claims.__doc__ or "") + "</pre></section>"
     )
     parts.append(
         "<section id='config'><h2>Configuration</h2><pre>"

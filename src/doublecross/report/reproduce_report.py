@@ -298,6 +298,61 @@ def table_transfer(ctx: Context, exp: Any) -> list[Table]:
     return out
 
 
+@_register(TABLES, "transfer-models")
+def table_transfer_models(ctx: Context, exp: Any) -> list[Table]:
+    """Across classifiers: inputs crafted on model M1, explained by model M2's interpreters (needs ≥ 2 models)."""
+    from ..experiments.passes import cross_store
+    from ..experiments.transfer import transfer_matrix
+
+    out = []
+    attackers = ["pgd", *ctx.interpreters]
+    for m1 in ctx.models:
+        for m2 in ctx.models:
+            if m1 == m2:
+                continue
+            mat = transfer_matrix(cross_store(ctx.out, m1, m2))
+            header = ["crafted on " + m1 + " \\ explained by " + m2] + [_iname(b) for b in ctx.interpreters]
+            header += [f"{m2} predicts t"]
+            rows, nums = [], []
+            for a in attackers:
+                cells = [method_label(a) if a == "pgd" else f"ADV²-{_iname(a)}"]
+                fooled = ""
+                for b in ctx.interpreters:
+                    r = mat.get((a, b))
+                    cells.append(f"{r['l1']:.3f} / {r['iou']:.3f}" if r and r["successes"] else "–")
+                    if r:
+                        fooled = f"{100 * r.get('fooled', float('nan')):.0f} %"
+                        nums.append(
+                            {
+                                "from": m1,
+                                "to": m2,
+                                "attacked": a,
+                                "evaluated": b,
+                                "successes": r["successes"],
+                                "l1": r["l1"],
+                                "iou": r["iou"],
+                                "fooled": r.get("fooled", float("nan")),
+                            }
+                        )
+                rows.append(cells + [fooled])
+            notes = [
+                f"Cells: mean L1 / IoU between {m2}'s map of x* (crafted on {m1}) for t and {m2}'s map of x° for "
+                f"y, over the inputs that succeeded on {m1}; last column: how many of them {m2} also classifies "
+                "as t."
+            ] + ctx.notes(exp)
+            out.append(
+                Table(
+                    f"{exp.name}_{m1}_to_{m2}",
+                    f"{exp.title} — across classifiers, {m1} → {m2}",
+                    header,
+                    rows,
+                    notes,
+                    nums,
+                )
+            )
+    return out
+
+
 def _caps(samples: list[dict[str, Any]], names: list[str]) -> dict[tuple[str, str, int], str]:
     def nm(c: int) -> str:
         return names[c] if 0 <= c < len(names) else str(c)
