@@ -273,3 +273,17 @@ def test_transfer_across_the_two_embedded_classifiers(tmp_path, tiny_preset):
         assert all(0 <= float(r["fooled"]) <= 1 and 0 <= float(r["l1"]) <= 1 for r in rows if r["successes"] != "0")
     md = open(os.path.join(out, "tables", "transfer_scenes-resnet.md")).read()
     assert "scenes-densenet: n = 2" in md  # one table per model, the sample size of each stated
+
+
+@pytest.mark.slow
+def test_reproduce_all_on_scenes_resnet_shows_the_claims(tmp_path):
+    """The acceptance run (`doublecross reproduce all --limit 16`): claims 1, 2, 4, 5, 6 hold on scenes-resnet."""
+    out = str(tmp_path / "all")
+    manifest = reproduce(ReproduceConfig(limit=16), out, progress=False)
+    for exp, n in (("q1", 1), ("q2", 2), ("q4", 4), ("stadv", 5), ("transfer", 6)):
+        assert manifest["claims"][f"{exp}: claim {n} [scenes-resnet]"] == "PASS", manifest["claims"]
+    with open(os.path.join(out, "tables", "transfer_scenes-resnet.csv")) as fh:
+        cells = {(r["attacked"], r["evaluated"]): float(r["l1"]) for r in csv.DictReader(fh)}
+    names = ("grad", "cam", "mask", "rts")
+    for b in names:  # the diagonal is below every off-diagonal cell of its column
+        assert all(cells[(b, b)] < cells[(a, b)] for a in names if a != b)
