@@ -186,16 +186,21 @@ def test_reproduce_resumes_shares_runs_and_writes_a_report(tmp_path, tiny_preset
     with pytest.raises(ConfigError, match="limit"):
         reproduce(ReproduceConfig.from_dict({**base, "limit": 2}), out, resume=True, progress=False)
     monkeypatch.undo()
-    calls = _counting(monkeypatch, crash_at=3)  # killed during the StAdv run (its baseline and one ADV² unit)
+    # StAdv then Q4, killed in the exemplar run: StAdv's 3 units, the exemplar run's PGD copied, 1 ADV² unit done
+    calls = _counting(monkeypatch, crash_at=5)
     with pytest.raises(KeyboardInterrupt):
-        reproduce(everything, out, resume=True, progress=False)
+        reproduce(ReproduceConfig.from_dict({**base, "experiments": ("stadv", "q4")}), out, resume=True)
+    assert collections.Counter(calls) == {"pgd": 1, "adv2": 4}, calls
     monkeypatch.undo()
     calls = _counting(monkeypatch)
     manifest = reproduce(everything, out, resume=True, progress=False)
-    # only what was missing: StAdv's other ADV² unit, and the Q4 runs' ADV² units (their PGD is copied)
-    assert collections.Counter(calls) == {"adv2": 5}, calls
+    # only what was missing: the exemplar run's last ADV² unit and the shape run's (its PGD copied too)
+    assert collections.Counter(calls) == {"adv2": 3}, calls
+    for run in ("linf-exemplar", "linf-shape"):
+        db = sqlite3.connect(os.path.join(out, "scenes-resnet", run, "results.sqlite"))
+        assert db.execute("SELECT seconds FROM units WHERE unit='pgd'").fetchall() == [(0.0,)]  # copied, not rerun
+        db.close()
     db = sqlite3.connect(os.path.join(out, "scenes-resnet", "linf-shape", "results.sqlite"))
-    assert db.execute("SELECT seconds FROM units WHERE unit='pgd'").fetchall() == [(0.0,)]  # copied, not rerun
     uses = collections.Counter(
         json.loads(m)["image"]
         for (m,) in db.execute("SELECT metrics FROM samples WHERE unit='adv2-cam' AND method='adv2'")

@@ -159,18 +159,18 @@ def reproduce(cfg: ReproduceConfig, out: str, resume: bool = False, progress: bo
     _prepare(out, cfg, resume)
     t0 = time.time()
     runs = needed_runs(specs)
-    by_name = {r.name: r for r in runs}
+    all_runs = load_runs()
     manifests: dict[str, dict[str, Any]] = {}
     for model in cfg.models:
         for run in runs:
             d = run_dir(out, model, run.name)
             job = cfg.job(model, run)
             exists = os.path.isfile(os.path.join(d, "config.yaml"))
-            if not exists and run.share_baseline in by_name:
+            if not exists and run.share_baseline in all_runs:  # the source run may come from an earlier command
                 from .runner import prepare_run_dir
 
                 prepare_run_dir(d, job, resume=False)
-                src = by_name[run.share_baseline]
+                src = all_runs[run.share_baseline]
                 n = _copy_baseline(run_dir(out, model, src.name), d, cfg.job(model, src), job)
                 log.info("%s/%s: %d baseline unit(s) copied from %s", model, run.name, n, src.name)
                 exists = True
