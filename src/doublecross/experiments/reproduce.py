@@ -156,6 +156,8 @@ def reproduce(cfg: ReproduceConfig, out: str, resume: bool = False, progress: bo
 
     specs = [s for name in cfg.experiments for s in resolve(name)]
     specs = list({s.name: s for s in specs}.values())
+    for model in cfg.models:  # every model has an attack preset before anything is written
+        load_attack_preset(cfg.preset_for(model))
     _prepare(out, cfg, resume)
     t0 = time.time()
     runs = needed_runs(specs)
