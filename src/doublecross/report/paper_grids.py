@@ -138,25 +138,34 @@ def target_grid(path: str, rows: list[dict[str, Any]], title: str = "") -> None:
     plt.close(fig)
 
 
-def matrix_figure(path: str, rows: list[str], cols: list[str], values: dict[str, np.ndarray], title: str = "") -> None:
-    """Heatmaps of transfer matrices (one panel per metric), each cell annotated with its value."""
-    fig, axes = plt.subplots(1, len(values), figsize=(3.6 * len(values) + 0.5, 0.45 * len(rows) + 1.6), squeeze=False)
-    for ax, (name, v) in zip(axes[0], values.items(), strict=True):
-        im = ax.imshow(
-            v,
-            cmap="viridis" if name.lower().startswith("iou") else "viridis_r",
-            vmin=0,
-            vmax=max(float(np.nanmax(v)), 1e-6) if not name.lower().startswith("iou") else 1,
-        )
+def matrix_figure(
+    path: str,
+    rows: list[str],
+    cols: list[str],
+    panels: dict[str, tuple[np.ndarray, np.ndarray, str, float]],
+    title: str = "",
+) -> None:
+    """Heatmaps of transfer matrices: per panel ``(colour values, printed values, colormap, vmax)``.
+
+    Cells are coloured by the first array and annotated with the second (e.g. coloured by the ratio
+    to the PGD row of the column, annotated with the raw L1).
+    """
+    fig, axes = plt.subplots(1, len(panels), figsize=(3.8 * len(panels) + 0.5, 0.45 * len(rows) + 1.6), squeeze=False)
+    for ax, (name, (colour, text, cmap, vmax)) in zip(axes[0], panels.items(), strict=True):
+        im = ax.imshow(colour, cmap=cmap, vmin=0, vmax=vmax)
         ax.set_xticks(range(len(cols)), [c.upper() for c in cols])
         ax.set_yticks(range(len(rows)), [r.upper() for r in rows])
         ax.set_xlabel("evaluated interpreter B")
         ax.set_ylabel("attacked A")
-        ax.set_title(name, fontsize=10)
+        ax.set_title(name, fontsize=9)
         for i in range(len(rows)):
             for j in range(len(cols)):
-                if v[i, j] == v[i, j]:
-                    ax.text(j, i, f"{v[i, j]:.3f}", ha="center", va="center", fontsize=7, color="w")
+                if text[i, j] == text[i, j]:
+                    level = colour[i, j] / vmax if colour[i, j] == colour[i, j] else 0.0
+                    light = level < 0.5 if cmap.endswith("_r") else level > 0.5
+                    ax.text(
+                        j, i, f"{text[i, j]:.3f}", ha="center", va="center", fontsize=7, color="k" if light else "w"
+                    )
         fig.colorbar(im, ax=ax, shrink=0.8)
     if title:
         fig.suptitle(title, fontsize=10)

@@ -171,8 +171,16 @@ def figure_transfer(ctx: Context, exp: Any, folder: str) -> list[tuple[str, str]
             path,
             ["PGD", *[f"ADV²-{a.upper()}" for a in ctx.interpreters]],
             ctx.interpreters,
-            {"mean L1 to B's benign map": vals["l1"], "mean IoU with B's benign map": vals["iou"]},
+            {
+                "mean L1 to B's benign map\n(colour: ÷ the PGD row of the column)": (
+                    vals["l1"] / vals["l1"][:1],
+                    vals["l1"],
+                    "viridis_r",
+                    1.2,
+                ),
+                "mean IoU with B's benign map": (vals["iou"], vals["iou"], "viridis", 1.0),
+            },
             f"Transferability, {m}",
         )
-        out.append((f"Transfer matrix, {m}", path))
+        out.append((f"Transfer matrix, {m} (rows: the input's attack; columns: the interpreter explaining it)", path))
     return out
