@@ -257,6 +257,13 @@ def test_cli_reproduce_prints_tables_and_verdicts(tmp_path, tiny_preset, capsys)
     text = capsys.readouterr().out
     assert "success rate and confidence" in text and "q1: claim 1 [scenes-resnet]" in text
     assert main(argv) == 2 and "--resume" in capsys.readouterr().err
+    # regenerate everything from what is stored, running nothing: the missing runs show as incomplete
+    assert main(["reproduce", "all", "--out", out, "--report-only", "--quiet"]) == 0
+    text = capsys.readouterr().out
+    assert "UNCLEAR  q4: claim 4 [scenes-resnet]" in text and "q1: claim 1 [scenes-resnet]" in text
+    html = open(os.path.join(out, "report.html")).read()
+    assert "Incomplete reproduction" in html and "linf-shape: 0/2 units" in html
+    assert not os.path.exists(os.path.join(out, "scenes-resnet", "linf-shape"))  # nothing was run
 
 
 def test_transfer_across_the_two_embedded_classifiers(tmp_path, tiny_preset):

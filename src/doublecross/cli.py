@@ -234,9 +234,20 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
     }
     if args.interpreter:
         overrides["interpreters"] = tuple(n for part in args.interpreter for n in part.split(",") if n)
-    cfg = ReproduceConfig.from_dict({k: v for k, v in overrides.items() if v is not None})
+    if args.report_only:  # the saved configuration, restricted to the experiment asked for
+        import yaml
+
+        if not args.out or not os.path.isfile(os.path.join(args.out, "reproduce.yaml")):
+            raise ConfigError("--report-only needs --out DIR of an earlier reproduction")
+        with open(os.path.join(args.out, "reproduce.yaml")) as fh:
+            saved = yaml.safe_load(fh)
+        cfg = ReproduceConfig.from_dict({**saved, "experiments": overrides["experiments"]})
+    else:
+        cfg = ReproduceConfig.from_dict({k: v for k, v in overrides.items() if v is not None})
     out = args.out or os.path.join("runs", time.strftime("reproduce-%Y%m%d-%H%M%S"))
-    manifest = reproduce(cfg, out, resume=args.resume, progress=False if args.quiet else None)
+    manifest = reproduce(
+        cfg, out, resume=args.resume, progress=False if args.quiet else None, compute=not args.report_only
+    )
     with open(os.path.join(out, "tables", "all.md")) as fh:
         print(fh.read())
     for name, verdict in manifest["claims"].items():
@@ -324,6 +335,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--device", help="cpu (default) or cuda")
     s.add_argument("--out", help="output directory (default runs/reproduce-<time>)")
     s.add_argument("--resume", action="store_true", help="continue an interrupted reproduction in --out")
+    s.add_argument(
+        "--report-only", action="store_true", help="regenerate tables/figures/report from --out, run nothing"
+    )
     s.add_argument("--quiet", action="store_true", help="no progress bars")
     s.set_defaults(func=cmd_reproduce)
 

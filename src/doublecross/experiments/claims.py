@@ -65,13 +65,17 @@ def _few(rows: list[dict[str, Any] | None]) -> bool:
     return any(r is None or r.get("successes", 0) < MIN_SUCCESSES for r in rows)
 
 
+def _why(rows: list[dict[str, Any] | None]) -> str:
+    return "not computed yet (run incomplete)" if any(r is None for r in rows) else f"< {MIN_SUCCESSES} successes"
+
+
 def fools_classifier(s: dict, interps: list[str], base: str, adv: str) -> tuple[str, list[str]]:
     verdicts, ev = [], []
     for i in interps:
         b, a = s.get((i, base)), s.get((i, adv))
         if a is None or b is None or a["n"] < MIN_SUCCESSES or b["successes"] < MIN_SUCCESSES:
             verdicts.append("UNCLEAR")
-            ev.append(f"{i}: too few inputs")
+            ev.append(f"{i}: {_why([a, b]) if a is None or b is None else 'too few inputs'}")
             continue
         gap = b["success_rate"] - a["success_rate"]
         ratio = a["confidence"] / b["confidence"] if a["successes"] else 0.0
@@ -94,7 +98,7 @@ def closer_maps(s: dict, interps: list[str], base: str, adv: str) -> tuple[str, 
         b, a = s.get((i, base)), s.get((i, adv))
         if _few([b, a]):
             verdicts.append("UNCLEAR")
-            ev.append(f"{i}: too few successes")
+            ev.append(f"{i}: {_why([b, a])}")
             continue
         r1, r2 = a["l1"] / b["l1"], a["l2"] / b["l2"]
         above = sum(a[f"iou{k}"] > b[f"iou{k}"] for k in IOU_KS)
@@ -132,7 +136,7 @@ def claim3(ctx: Any, model: str) -> Claim:
         return Claim(3, model, "UNCLEAR", ["needs MASK and another interpreter"])
     adv = {i: s.get((i, "adv2")) for i in ctx.interpreters}
     if _few(list(adv.values())):
-        return Claim(3, model, "UNCLEAR", ["too few successes"])
+        return Claim(3, model, "UNCLEAR", [_why(list(adv.values()))])
     l1 = max(adv, key=lambda i: adv[i]["l1"])
     worst = min(adv[i]["success_rate"] for i in adv)
     a, b = adv["mask"]["l1"] >= adv[l1]["l1"], adv["mask"]["success_rate"] <= worst
@@ -151,7 +155,7 @@ def claim4(ctx: Any, model: str) -> Claim:
             a, p, r = s.get((i, "adv2")), s.get((i, "pgd")), s.get((i, "benign-ref"))
             if _few([a]) or p is None or r is None:
                 verdicts.append("UNCLEAR")
-                ev.append(f"{run} {i}: too few successes")
+                ev.append(f"{run} {i}: {_why([a, p, r])}")
                 continue
             ref = min(p["l1"], r["l1"])
             ev.append(f"{run} {i}: L1 to m_t {a['l1']:.3f} vs benign {r['l1']:.3f}, PGD {p['l1']:.3f}")
@@ -180,7 +184,7 @@ def claim6(ctx: Any, model: str) -> Claim:
         pgd = m.get(("pgd", b))
         if _few([diag, pgd, *off]) or not off:
             verdicts.append("UNCLEAR")
-            ev.append(f"column {b}: too few successes")
+            ev.append(f"column {b}: {_why([diag, pgd, *off]) if off else 'not computed'}")
             continue
         lowest = diag["l1"] < min(o["l1"] for o in off)
         mean_off = sum(o["l1"] for o in off) / len(off)

@@ -26,6 +26,7 @@ import yaml
 from ..attacks.presets import attack_preset_names, load_attack_preset
 from ..config import ConfigError, from_dict, to_dict
 from .job import JobConfig
+from .results import run_progress
 from .runner import run_job
 from .spec import EXPERIMENTS, ExperimentSpec, RunSpec, load_runs, resolve
 from .store import ResultStore
@@ -145,8 +146,13 @@ def needed_runs(specs: list[ExperimentSpec]) -> list[RunSpec]:
     return [r for n, r in runs.items() if n in names]
 
 
-def reproduce(cfg: ReproduceConfig, out: str, resume: bool = False, progress: bool | None = None) -> dict[str, Any]:
+def reproduce(
+    cfg: ReproduceConfig, out: str, resume: bool = False, progress: bool | None = None, compute: bool = True
+) -> dict[str, Any]:
     """Run (or resume) the experiments of ``cfg`` into ``out``; write tables, figures and report.html.
+
+    With ``compute=False`` nothing is attacked: the outputs are regenerated from what ``out`` stores
+    (an unfinished run shows as incomplete, its missing numbers as dashes and its claims as UNCLEAR).
 
     Returns:
         The manifest: wall time, per-run manifests, the files written and every claim's verdict.
@@ -158,12 +164,15 @@ def reproduce(cfg: ReproduceConfig, out: str, resume: bool = False, progress: bo
     specs = list({s.name: s for s in specs}.values())
     for model in cfg.models:  # every model has an attack preset before anything is written
         load_attack_preset(cfg.preset_for(model))
-    _prepare(out, cfg, resume)
+    if compute:
+        _prepare(out, cfg, resume)
+    elif not os.path.isfile(os.path.join(out, "reproduce.yaml")):
+        raise FileNotFoundError(f"{out} is not a doublecross reproduce directory (no reproduce.yaml)")
     t0 = time.time()
     runs = needed_runs(specs)
     all_runs = load_runs()
     manifests: dict[str, dict[str, Any]] = {}
-    for model in cfg.models:
+    for model in cfg.models if compute else ():
         for run in runs:
             d = run_dir(out, model, run.name)
             job = cfg.job(model, run)
@@ -178,15 +187,18 @@ def reproduce(cfg: ReproduceConfig, out: str, resume: bool = False, progress: bo
                 exists = True
             log.info("run %s/%s", model, run.name)
             manifests[f"{model}/{run.name}"] = run_job(job, d, resume=exists, progress=progress)
-    run_passes(cfg, specs, out, list(cfg.models), progress=progress)
+    if compute:
+        run_passes(cfg, specs, out, list(cfg.models), progress=progress)
     attack_s = time.time() - t0
-    result = write_outputs(cfg, specs, out, manifests)
+    done = {f"{m}/{r.name}": run_progress(run_dir(out, m, r.name), cfg.job(m, r)) for m in cfg.models for r in runs}
+    result = write_outputs(cfg, specs, out, manifests, done)
     manifest = {
         "experiments": [s.name for s in specs],
         "models": list(cfg.models),
         "wall_time_s": round(time.time() - t0, 1),
         "compute_time_s": round(attack_s, 1),
         "runs": {k: {"wall_time_s": m["wall_time_s"], "images": m["images"]} for k, m in manifests.items()},
+        "units_done": {k: f"{a}/{b}" for k, (a, b) in done.items()},
         **result,
     }
     with open(os.path.join(out, "manifest.json"), "w") as fh:

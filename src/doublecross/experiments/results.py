@@ -21,7 +21,9 @@ Summary = dict[tuple[str, str], dict[str, Any]]
 
 
 def run_methods(run: str) -> tuple[str, str]:
-    """(baseline method, ADV² method) of a single-threat run directory."""
+    """(baseline method, ADV² method) of a single-threat run directory (by its name before it exists)."""
+    if not os.path.isfile(os.path.join(run, "config.yaml")):
+        return ("stadv", "adv2-stadv") if "stadv" in os.path.basename(run) else ("pgd", "adv2")
     with open(os.path.join(run, "config.yaml")) as fh:
         threats = yaml.safe_load(fh).get("threats", ["linf"])
     return ("stadv", "adv2-stadv") if threats[0] == "stadv" else ("pgd", "adv2")
@@ -36,7 +38,12 @@ def run_samples(run: str) -> list[dict[str, Any]]:
 
 
 def load_summary(run: str) -> Summary:
-    """(interpreter, method) -> summary row (n, successes, success_rate, confidence, l1, l2, iou, iou<k>, ...)."""
+    """(interpreter, method) -> summary row (n, successes, success_rate, confidence, l1, l2, iou, iou<k>, ...).
+
+    A run that has not started gives an empty summary (its tables show dashes, its claims UNCLEAR).
+    """
+    if not os.path.isfile(os.path.join(run, "results.sqlite")):
+        return {}
     samples = run_samples(run)
     out: Summary = {(r["interpreter"], r["method"]): r for r in summarise(samples)}
     with open(os.path.join(run, "config.yaml")) as fh:
@@ -68,3 +75,25 @@ def load_summary(run: str) -> Summary:
         store.close()
     out.update({(r["interpreter"], r["method"]): r for r in summarise(ref_samples)})
     return out
+
+
+def run_progress(run: str, job: Any) -> tuple[int, int]:
+    """(finished units, expected units) of a run: batches × threats × (baseline + one ADV² unit per interpreter).
+
+    The batches come from the run's manifest once it finished (a dataset may hold fewer correctly
+    classified images than ``limit``), else from ``job.limit``.
+    """
+    import json
+
+    images = job.limit
+    if os.path.isfile(os.path.join(run, "manifest.json")):
+        with open(os.path.join(run, "manifest.json")) as fh:
+            images = int(json.load(fh).get("images", images))
+    expected = -(-images // job.batch_size) * len(job.threats) * (1 + len(job.interpreters))
+    if not os.path.isfile(os.path.join(run, "results.sqlite")):
+        return 0, expected
+    store = ResultStore(os.path.join(run, "results.sqlite"))
+    try:
+        return int(store.db.execute("SELECT COUNT(*) FROM units").fetchone()[0]), expected
+    finally:
+        store.close()

@@ -93,6 +93,8 @@ def transfer_matrix(dest: str) -> dict[tuple[str, str], dict[str, float]]:
     """(attacker A, evaluator B) -> {"n", "successes", "l1", "l1_std", "iou", "iou_std", ...} over A's successes."""
     from ..report.tables import summarise
 
+    if not os.path.isfile(dest):
+        return {}
     store = ResultStore(dest)
     try:
         samples = list(store.samples())

@@ -50,6 +50,8 @@ def figure_iou_curves(ctx: Context, exp: Any, folder: str) -> list[tuple[str, st
     for m in ctx.models:
         rows = [r for (i, _), r in ctx.summary(m, exp.runs[0]).items() if i in ctx.interpreters]
         rows.sort(key=lambda r: (ctx.interpreters.index(r["interpreter"]), r["method"].startswith("adv2")))
+        if not rows:
+            continue
         path = os.path.join(folder, f"{exp.name}_iou_curves_{m}.png")
         iou_curve_figure(path, rows, f"IoU_k with the benign map, {m} (mean ± std over successes)")
         out.append((f"IoU_k against k, {m} (Fig. 20 style)", path))
@@ -63,30 +65,35 @@ def figure_fig17(ctx: Context, exp: Any, folder: str, n_images: int = 2) -> list
         run = ctx.run(m, exp.runs[0])
         base, adv = run_methods(run)
         names = _class_names(run)
+        if not os.path.isfile(os.path.join(run, "results.sqlite")):
+            continue
         store = ResultStore(os.path.join(run, "results.sqlite"))
         try:
+            interps = [i for i in ctx.interpreters if store.done(0, f"{adv}-{i}")]
+            if not store.done(0, base) or not interps:
+                continue  # the run has not reached batch 0's units yet
             samples = [s for s in store.samples() if s["batch"] == 0]
             caps = _caps(samples, names)
             x = store.array(0, base, "x")
             label = {s["idx"]: s["label"] for s in samples if s["unit"] == base}
             images = []
             for j in range(min(n_images, x.shape[0])):
-                u = {i: f"{adv}-{i}" for i in ctx.interpreters}
+                u = {i: f"{adv}-{i}" for i in interps}
                 im: dict[str, Any] = {
-                    "x": store.array(0, u[ctx.interpreters[0]], "x")[j],
+                    "x": store.array(0, u[interps[0]], "x")[j],
                     "x_base": x[j],
                     "cap_benign": f"{names[label[j]] if label[j] < len(names) else label[j]} (true)",
                     "cap_base": caps.get((base, base, j), ""),
-                    "cap_base_map": {i: caps.get((u[i], base, j), "") for i in ctx.interpreters},
-                    "benign": {i: store.array(0, u[i], "benign_map")[j] for i in ctx.interpreters},
-                    "base": {i: store.array(0, u[i], "base_map")[j] for i in ctx.interpreters},
-                    "adv": {i: store.array(0, u[i], "adv_map")[j] for i in ctx.interpreters},
-                    "adv_x": {i: store.array(0, u[i], "adv_x")[j] for i in ctx.interpreters},
-                    "cap_adv": {i: caps.get((u[i], adv, j), "") for i in ctx.interpreters},
+                    "cap_base_map": {i: caps.get((u[i], base, j), "") for i in interps},
+                    "benign": {i: store.array(0, u[i], "benign_map")[j] for i in interps},
+                    "base": {i: store.array(0, u[i], "base_map")[j] for i in interps},
+                    "adv": {i: store.array(0, u[i], "adv_map")[j] for i in interps},
+                    "adv_x": {i: store.array(0, u[i], "adv_x")[j] for i in interps},
+                    "cap_adv": {i: caps.get((u[i], adv, j), "") for i in interps},
                 }
                 if base == "stadv":
                     im["mag_base"] = store.array(0, base, "magnitude")[j]
-                    im["mag_adv"] = {i: store.array(0, u[i], "adv_magnitude")[j] for i in ctx.interpreters}
+                    im["mag_adv"] = {i: store.array(0, u[i], "adv_magnitude")[j] for i in interps}
                 images.append(im)
         finally:
             store.close()
@@ -95,7 +102,7 @@ def figure_fig17(ctx: Context, exp: Any, folder: str, n_images: int = 2) -> list
         fig17_grid(
             path,
             images,
-            ctx.interpreters,
+            interps,
             (method_label(base), method_label(adv)),
             f"{m}: benign / {method_label(base)} / {method_label(adv)} maps{extra}",
         )
@@ -118,6 +125,8 @@ def figure_q4(ctx: Context, exp: Any, folder: str, per_interp: int = 2) -> list[
         for run_name in exp.runs:
             run = ctx.run(m, run_name)
             names = _class_names(run)
+            if not os.path.isfile(os.path.join(run, "results.sqlite")):
+                continue
             store = ResultStore(os.path.join(run, "results.sqlite"))
             try:
                 samples = [s for s in store.samples() if s["batch"] == 0]
@@ -162,6 +171,8 @@ def figure_transfer(ctx: Context, exp: Any, folder: str) -> list[tuple[str, str]
     attackers = ["pgd", *ctx.interpreters]
     for m in ctx.models:
         mat = ctx.transfer(m)
+        if not mat:
+            continue
         vals = {
             k: np.array([[mat[(a, b)][k] if (a, b) in mat else np.nan for b in ctx.interpreters] for a in attackers])
             for k in ("l1", "iou")

@@ -27,7 +27,9 @@ def _embed(path: str) -> str:
         return "data:image/png;base64," + base64.b64encode(fh.read()).decode()
 
 
-def write_reproduce_html(path: str, cfg: Any, sections: list[Any], manifests: dict[str, Any]) -> None:
+def write_reproduce_html(
+    path: str, cfg: Any, sections: list[Any], manifests: dict[str, Any], done: dict[str, tuple[int, int]] | None = None
+) -> None:
     """Write the report: a contents list, one section per experiment (question, tables, claims, figures)."""
     e = html.escape
     parts = [
@@ -36,8 +38,15 @@ def write_reproduce_html(path: str, cfg: Any, sections: list[Any], manifests: di
         "<h1>doublecross: reproduction of ADV² (Zhang et al., USENIX Security 2020)</h1>",
         f"<p>Models: {e(', '.join(cfg.models))}; {cfg.limit} images per model (correctly classified, first in "
         f"dataset order); seed {cfg.seed}; interpreters {e(', '.join(cfg.interpreters))}.</p>",
-        "<h2 id='contents'>Contents</h2><ul>",
     ]
+    missing = {k: v for k, v in (done or {}).items() if v[0] < v[1] or v[1] == 0}
+    if missing:
+        parts.append(
+            "<p class='FAIL'>Incomplete reproduction: "
+            + e("; ".join(f"{k}: {a}/{b} units" for k, (a, b) in missing.items()))
+            + " — missing numbers show as dashes and their claims as UNCLEAR; continue with --resume.</p>"
+        )
+    parts.append("<h2 id='contents'>Contents</h2><ul>")
     parts += [f"<li><a href='#{e(s.spec.name)}'>{e(s.spec.title)}</a></li>" for s in sections]
     parts += ["<li><a href='#claims'>Claims of spec §12</a></li><li><a href='#config'>Configuration</a></li></ul>"]
     all_claims = []

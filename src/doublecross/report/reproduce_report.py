@@ -29,7 +29,9 @@ class Section:
     claims: list[Claim]
 
 
-def write_outputs(cfg: Any, specs: list[Any], out: str, manifests: dict[str, Any]) -> dict[str, Any]:
+def write_outputs(
+    cfg: Any, specs: list[Any], out: str, manifests: dict[str, Any], done: dict[str, tuple[int, int]] | None = None
+) -> dict[str, Any]:
     """Write every experiment's tables (md/csv/tex) and figures, then ``report.html``; return a summary."""
     from .reproduce_html import write_reproduce_html
 
@@ -52,5 +54,5 @@ def write_outputs(cfg: Any, specs: list[Any], out: str, manifests: dict[str, Any
     with open(os.path.join(out, "tables", "all.md"), "w") as fh:
         fh.write("\n".join(t.markdown() for s in sections for t in s.tables))
     html_path = os.path.join(out, "report.html")
-    write_reproduce_html(html_path, cfg, sections, manifests)
+    write_reproduce_html(html_path, cfg, sections, manifests, done or {})
     return {"files": [os.path.relpath(p, out) for p in files] + ["report.html"], "claims": verdicts}
