@@ -25,6 +25,7 @@ import yaml
 
 from ..attacks.presets import attack_preset_names, load_attack_preset
 from ..config import ConfigError, from_dict, to_dict
+from ..report import build_report
 from .job import JobConfig
 from .results import run_progress
 from .runner import run_job
@@ -187,6 +188,7 @@ def reproduce(
                 exists = True
             log.info("run %s/%s", model, run.name)
             manifests[f"{model}/{run.name}"] = run_job(job, d, resume=exists, progress=progress)
+            build_report(d)  # each run directory keeps its own attack report (grids per interpreter, curves)
     if compute:
         run_passes(cfg, specs, out, list(cfg.models), progress=progress)
     attack_s = time.time() - t0
