@@ -61,7 +61,9 @@ def test_specs_load_and_compile_to_shared_runs():
     specs = resolve("all")
     assert [s.name for s in specs] == list(EXPERIMENTS)
     assert load_experiment("q2").runs == load_experiment("transfer").runs == ("linf-benign",)  # shared, run once
-    assert load_experiment("transfer").passes == ("transfer",) and load_experiment("q4").claims == (4,)
+    assert load_experiment("transfer").passes == ("transfer", "transfer-models") and load_experiment("q4").claims == (
+        4,
+    )
     with pytest.raises(ConfigError, match="q3"):
         load_experiment("q3")
     with pytest.raises(ConfigError, match="preset"):
