@@ -10,20 +10,21 @@ import sys
 from collections.abc import Callable, Sequence
 
 from .config import ConfigError, load_preset_dict, preset_names
-from .data import DATASETS
-from .models.weights import WeightsError
-from .models.zoo import ARCHITECTURES, MODELS, embedded_checkpoint
+from .lazy import LazyChoices
 
 log = logging.getLogger("doublecross")
 
 
-def _registries() -> dict[str, Callable[[], list[tuple[str, str]]]]:
-    from .attacks import ATTACKS
-    from .interpreters import INTERPRETERS
-    from .threats import THREATS
+# Registries load torch: the parser names them lazily so that ``doublecross --help`` stays fast.
+DATASET_NAMES = LazyChoices("doublecross.data", "DATASETS")
+ARCHITECTURE_NAMES = LazyChoices("doublecross.models.zoo", "ARCHITECTURES")
+TARGET_MAP_NAMES = LazyChoices("doublecross.data.targets", "TARGET_MAP_MODES")
+MODEL_HELP = "a model name (`doublecross list models`) or a checkpoint path"
 
+
+def _registries() -> dict[str, Callable[[], list[tuple[str, str]]]]:
     def models() -> list[tuple[str, str]]:
-        import os
+        from .models.zoo import MODELS, embedded_checkpoint
 
         rows = []
         for e in MODELS.entries():
@@ -40,13 +41,19 @@ def _registries() -> dict[str, Callable[[], list[tuple[str, str]]]]:
 
     return {
         "models": models,
-        "architectures": lambda: [(e.name, e.summary) for e in ARCHITECTURES.entries()],
-        "datasets": lambda: [(e.name, e.summary) for e in DATASETS.entries()],
-        "interpreters": lambda: [(e.name, e.summary) for e in INTERPRETERS.entries()],
-        "attacks": lambda: [(e.name, e.summary) for e in ATTACKS.entries()],
-        "threats": lambda: [(e.name, e.summary) for e in THREATS.entries()],
+        "architectures": lambda: _entries("doublecross.models.zoo", "ARCHITECTURES"),
+        "datasets": lambda: _entries("doublecross.data", "DATASETS"),
+        "interpreters": lambda: _entries("doublecross.interpreters", "INTERPRETERS"),
+        "attacks": lambda: _entries("doublecross.attacks", "ATTACKS"),
+        "threats": lambda: _entries("doublecross.threats", "THREATS"),
         "presets": presets,
     }
+
+
+def _entries(module: str, registry: str) -> list[tuple[str, str]]:
+    import importlib
+
+    return [(e.name, e.summary) for e in getattr(importlib.import_module(module), registry).entries()]
 
 
 def cmd_list(args: argparse.Namespace) -> int:
@@ -235,8 +242,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("train", help="train a classifier of ours and write a checkpoint")
     s.add_argument("--preset", choices=[n for n in preset_names() if n.startswith("train-")])
-    s.add_argument("--model", choices=ARCHITECTURES.names(), help="architecture")
-    s.add_argument("--dataset", choices=DATASETS.names())
+    s.add_argument("--model", choices=ARCHITECTURE_NAMES, metavar="ARCH", help="architecture: %(choices)s")
+    s.add_argument("--dataset", choices=DATASET_NAMES, metavar="NAME", help="%(choices)s")
     s.add_argument("--root", help="dataset folder (fashion-mnist: the IDX files)")
     s.add_argument("--epochs", type=int)
     s.add_argument("--batch-size", type=int)
@@ -249,9 +256,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=cmd_train)
 
     s = sub.add_parser("evaluate", help="test accuracy of a model on a dataset")
-    s.add_argument("--model", default="scenes-resnet", help=f"one of {MODELS.names()} or a checkpoint path")
+    s.add_argument("--model", default="scenes-resnet", help=MODEL_HELP)
     s.add_argument("--weights", help="weights file for the model")
-    s.add_argument("--dataset", default="scenes", choices=DATASETS.names())
+    s.add_argument("--dataset", default="scenes", choices=DATASET_NAMES, metavar="NAME", help="%(choices)s")
     s.add_argument("--root", help="dataset folder")
     s.add_argument("--images", help="folder of labelled images (one sub-folder per class)")
     s.add_argument("--split", default="test", choices=["train", "test"])
@@ -259,12 +266,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--batch-size", type=int, default=256)
     s.set_defaults(func=cmd_evaluate)
 
-    from .data.targets import TARGET_MAP_MODES
-
     s = sub.add_parser("attack", help="PGD/StAdv and ADV² against interpreters; writes a run directory with a report")
-    s.add_argument("--model", help=f"one of {MODELS.names()} (default scenes-resnet)")
+    s.add_argument("--model", help=MODEL_HELP + " (default scenes-resnet)")
     s.add_argument("--weights", help="weights file for the model")
-    s.add_argument("--dataset", choices=DATASETS.names(), help="default scenes (test split)")
+    s.add_argument("--dataset", choices=DATASET_NAMES, metavar="NAME", help="%(choices)s (default scenes, test split)")
     s.add_argument("--images", help="a folder of your images to attack instead of a dataset")
     s.add_argument("--interpreter", action="append", help="grad, cam, mask, rts (repeat or comma-separate)")
     s.add_argument("--threat", action="append", help="linf (PGD, default), stadv (spatial flow), or both: linf,stadv")
@@ -273,7 +278,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--batch-size", type=int)
     s.add_argument("--seed", type=int)
     s.add_argument("--device", help="cpu (default) or cuda")
-    s.add_argument("--target-map", choices=TARGET_MAP_MODES)
+    s.add_argument("--target-map", choices=TARGET_MAP_NAMES, metavar="MODE", help="%(choices)s")
     s.add_argument("--out", help="run directory (default runs/attack-<time>)")
     s.add_argument("--resume", action="store_true", help="continue an interrupted run in --out")
     s.add_argument("--quiet", action="store_true", help="no progress bars")
@@ -284,9 +289,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=cmd_report)
 
     s = sub.add_parser("train-rts", help="train the RTS masking network for a classifier")
-    s.add_argument("--model", default="scenes-resnet", help=f"one of {MODELS.names()} or a checkpoint path")
+    s.add_argument("--model", default="scenes-resnet", help=MODEL_HELP)
     s.add_argument("--weights", help="weights file for the model")
-    s.add_argument("--dataset", default="scenes", choices=DATASETS.names())
+    s.add_argument("--dataset", default="scenes", choices=DATASET_NAMES, metavar="NAME", help="%(choices)s")
     s.add_argument("--root", help="dataset folder")
     s.add_argument("--limit", type=int, help="use only the first N training images")
     s.add_argument("--steps", type=int)
@@ -315,7 +320,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     try:
         return int(args.func(args) or 0)
-    except (ConfigError, WeightsError, FileExistsError, FileNotFoundError, ValueError, TypeError) as e:
+    except (ConfigError, FileExistsError, FileNotFoundError, ValueError, TypeError) as e:  # WeightsError: a ValueError
         print(f"doublecross: error: {e}", file=sys.stderr)
         return 2
 
