@@ -118,7 +118,7 @@ def test_attack_single_image_baseline_and_threat_options(tiny):
 def test_attack_rejects_bad_arguments(tiny):
     net, x = tiny
     with pytest.raises(TypeError, match="model must be"):
-        attack("scenes-resnet".encode(), x, 0)
+        attack(b"scenes-resnet", x, 0)
     with pytest.raises(ConfigError, match="unknown preset"):
         attack(net, x, 0, interpreter="grad", preset="no-such-preset")
     with pytest.raises(ConfigError, match="steps_scale"):
