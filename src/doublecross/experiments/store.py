@@ -94,6 +94,10 @@ class ResultStore:
                 **json.loads(metrics),
             }
 
+    def finished_units(self) -> set[tuple[int, str]]:
+        """Every finished ``(batch, unit)``."""
+        return {(int(b), str(u)) for b, u in self.db.execute("SELECT batch, unit FROM units")}
+
     def unit_seconds(self) -> dict[str, float]:
         out: dict[str, float] = {}
         for unit, s in self.db.execute("SELECT unit, SUM(seconds) FROM units GROUP BY unit"):
