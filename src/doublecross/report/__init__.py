@@ -67,10 +67,8 @@ def build_report(out: str, class_names: list[str] | None = None) -> tuple[str, l
     finally:
         store.close()
     n_images = len({s["idx"] for s in samples})
-    sections = [
-        ("Per image", per_image_html(samples, names)),
-        ("Hyper-parameters", settings_html(config, manifest)),
-    ]
+    lead_sections = [("Hyper-parameters", settings_html(config, manifest))]
+    sections = [("Per image", per_image_html(samples, names))]
     note = ""
     if any(n < n_images for n in drawn.values()):
         shown = min(drawn.values())
@@ -84,6 +82,7 @@ def build_report(out: str, class_names: list[str] | None = None) -> tuple[str, l
         config,
         manifest,
         sections=sections,
+        lead_sections=lead_sections,
         warning=incomplete_html(config, manifest, done, out),
         figures_note=note,
     )

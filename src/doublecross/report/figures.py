@@ -89,7 +89,7 @@ def grid_figure(
         if mappable is None:
             continue
         h = 0.8 / len(bars)
-        cax = fig.add_axes((0.92, 0.9 - (k + 1) * h + 0.04, 0.012, h - 0.08))
+        cax = fig.add_axes((0.92, 0.9 - (k + 1) * h + 0.04, 0.012, h - 0.08), label=f"colourbar: {label}")
         fig.colorbar(mappable, cax=cax).set_label(label, fontsize=8)
     for ax in fig.axes:  # nearest-neighbour upscaling: true pixels, and a PNG about 3× smaller
         for img in ax.images:

@@ -60,8 +60,11 @@ def write_report(
     sections: list[tuple[str, str]] | None = None,
     warning: str = "",
     figures_note: str = "",
+    lead_sections: list[tuple[str, str]] | None = None,
 ) -> None:
-    """Write the report: warning, summary table, figures, then ``sections`` (title, HTML) and the raw config.
+    """Write the report: warning, summary table, ``lead_sections``, figures, ``sections`` and the raw config.
+
+    Sections are ``(title, HTML body)`` pairs.
 
     ``table`` (the plain-text table the CLI prints) is not repeated here: the HTML table holds the
     same numbers. Each entry of ``figures`` is one PNG or the pages of one grid.
@@ -76,6 +79,8 @@ def write_report(
         "root-mean-square difference; IoU: mean IoU<sub>k</sub> of the top-k % cells, k = 10…90 %).</p>",
         summary_html(rows) if rows else "<p>No finished unit yet.</p>",
     ]
+    for sec_title, body in lead_sections or []:
+        parts.append(f"<h2>{html.escape(sec_title)}</h2>{body}")
     parts.append(figures_note)
     for name, pngs in figures.items():
         pngs = [pngs] if isinstance(pngs, str) else pngs
