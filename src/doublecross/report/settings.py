@@ -8,7 +8,9 @@ from typing import Any
 
 log = logging.getLogger(__name__)
 
-ATTACK_KEYS = ("n_warm", "n_total", "lam", "schedule", "reduction", "extra", "kappa_sel", "warm_loss", "w_prd")
+ATTACK_KEYS = (
+    "n_warm", "n_total", "lam", "schedule", "phases", "reduction", "extra", "kappa_sel", "warm_loss", "w_prd"
+)
 MASK_KEYS = ("outer", "n_step", "n_plain", "n_reset", "alpha_max", "n_bs", "kappa_bs", "beta", "inner_lr")
 
 
@@ -52,7 +54,7 @@ def resolved_settings(config: dict[str, Any]) -> tuple[list[dict[str, str]], str
                     "threat": tname,
                     "attack": who,
                     "threat parameters": ", ".join(f"{k} {_fmt(v)}" for k, v in params.items()),
-                    "attack parameters": ", ".join(f"{k} {_fmt(d[k])}" for k in keys if d.get(k) not in ({}, None)),
+                    "attack parameters": ", ".join(f"{k} {_fmt(d[k])}" for k in keys if d.get(k) not in ({}, [], None)),
                 }
             )
     opts = preset.interpreter_options
