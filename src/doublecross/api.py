@@ -128,7 +128,7 @@ def resolve_preset(preset: AttackPreset | str | None, model: Classifier) -> Atta
 
 def _scaled(cfg: AttackConfig, scale: float) -> AttackConfig:
     """``cfg`` with ``n_warm`` and ``n_total`` multiplied by ``scale`` (rounded; a non-zero count stays ≥ 1)."""
-    if not (isinstance(scale, (int, float)) and scale > 0 and scale == scale):
+    if isinstance(scale, bool) or not (isinstance(scale, (int, float)) and 0 < scale < float("inf")):
         raise ConfigError(f"steps_scale must be a positive number, got {scale!r}")
     if scale == 1:
         return cfg
