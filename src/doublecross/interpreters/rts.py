@@ -141,6 +141,7 @@ class RtsInterpreter(Interpreter):
     """
 
     name = "rts"
+    attack_term_names = ("encoder",)
 
     def __init__(self, model: Classifier, net: RTSNet, kappa: float = 0.0, normalise: str = "none") -> None:
         super().__init__(model)
