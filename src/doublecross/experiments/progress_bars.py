@@ -24,7 +24,12 @@ class JobProgress:
     def __init__(self, total_units: int, done_units: int, show: bool, file: IO[str] | None = None) -> None:
         self.show, self.file = show, file
         self.outer = tqdm(
-            total=total_units, initial=done_units, desc="attack", unit="unit", disable=not show, file=file,
+            total=total_units,
+            initial=done_units,
+            desc="attack",
+            unit="unit",
+            disable=not show,
+            file=file,
             dynamic_ncols=True,
         )
 
@@ -33,8 +38,14 @@ class JobProgress:
         """Show ``desc`` with a step bar of ``steps`` while the block runs; count the unit when it succeeds."""
         self.outer.set_postfix_str(desc)
         inner = tqdm(
-            total=steps, desc=f"  {desc}", unit="step", leave=False, disable=not self.show, file=self.file,
-            position=1, dynamic_ncols=True,
+            total=steps,
+            desc=f"  {desc}",
+            unit="step",
+            leave=False,
+            disable=not self.show,
+            file=self.file,
+            position=1,
+            dynamic_ncols=True,
         )
         try:
             with step_reporter(inner.update if self.show else None):
