@@ -30,7 +30,7 @@ class JobProgress:
             unit="unit",
             disable=not show,
             file=file,
-            dynamic_ncols=True,
+
         )
 
     @contextmanager
@@ -45,7 +45,7 @@ class JobProgress:
             disable=not self.show,
             file=self.file,
             position=1,
-            dynamic_ncols=True,
+
         )
         try:
             with step_reporter(inner.update if self.show else None):

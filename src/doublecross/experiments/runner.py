@@ -26,6 +26,7 @@ from ..attacks.base import check_extra_terms
 from ..attacks.presets import load_attack_preset
 from ..config import ConfigError
 from ..data import create_dataset
+from ..data.safe_image import readable_items
 from ..data.targets import random_target_classes, shape_maps
 from ..interpreters import create_interpreter
 from ..interpreters.faithfulness import topk_mask_iou
@@ -57,12 +58,13 @@ def git_revision() -> str:
 def attack_set(cfg: JobConfig, model: Any) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None, list[str]]:
     """The first ``limit`` correctly classified images: (x, y, object masks or None, class names)."""
     if cfg.images:
-        ds = create_dataset("folder", root=cfg.images, image_size=(model.input_size or (224, 224))[0])
+        size = (model.input_size or (224, 224))[0]
+        classes = list(model.classes) if model.classes else None
+        ds = create_dataset("folder", root=cfg.images, image_size=size, class_names=classes, labels=cfg.labels)
     else:
         ds = create_dataset(cfg.dataset, split="test")
     xs, ys, ms = [], [], []
-    for i in range(len(ds)):
-        item = ds[i]
+    for _, item in readable_items(ds):  # decoded one at a time, up to the limit; unreadable files skipped
         x = item[0][None]
         with torch.no_grad():
             pred = int(model(x.to(model.mean.device)).argmax(1))
