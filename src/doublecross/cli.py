@@ -98,7 +98,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     root = args.images if args.images else args.root
     dataset = "folder" if args.images else args.dataset
     classes = list(model.classes) if model.classes else None
-    extra = {"class_names": classes, "labels": args.labels} if args.images else {}
+    size = (model.input_size or (224, 224))[0]  # folder images at the model's input size (as the attack does)
+    extra = {"class_names": classes, "labels": args.labels, "image_size": size} if args.images else {}
     ds = create_dataset(dataset, split=args.split, root=root, **extra)
     x, y = stack_dataset(ds, args.limit)
     if (y < 0).any():

@@ -220,7 +220,9 @@ class ImageFolderDataset(Dataset):
                 continue
             self.paths.append(path)
         if not self.paths:
-            raise ValueError(f"none of the {len(candidates)} images under {root} could be read: {self.errors[0]}")
+            first = self.errors[0]
+            n = len(candidates)
+            raise ValueError(f"none of the {n} images under {root} could be read ({first.path}: {first.reason})")
 
     def _skip(self, e: UnreadableImage) -> None:
         self.errors.append(FileError(e.path, e.reason))
