@@ -339,3 +339,17 @@ def test_report_of_a_crafted_run_writes_only_inside_it(tmp_path, capsys):
     assert victim.read_text() == "precious"
     assert {p.relative_to(run).as_posix() for p in after - before} == {"grid_.._.._.._escaped.png"}
     assert not (run / "summary.csv").is_symlink() and (run / "summary.csv").stat().st_size > 0
+
+
+def test_rts_checkpoint_with_huge_widths_is_refused(tmp_path, scenes_resnet):
+    from doublecross.interpreters.rts import load_rts_net
+    from doublecross.models.checkpoint import load_checkpoint
+    from doublecross.models.zoo import embedded_checkpoint
+
+    state, meta = load_checkpoint(embedded_checkpoint("rts-scenes-resnet"))
+    path = str(tmp_path / "rts.pt")
+    save_checkpoint(path, {"w": torch.zeros(1)}, {**meta, "widths": [4096 * 16] * len(meta["widths"])})
+    with pytest.raises(WeightsError, match="do not fit the network its metadata describes"):
+        load_rts_net(path, scenes_resnet)
+    save_checkpoint(path, state, meta, overwrite=True)
+    assert load_rts_net(path, scenes_resnet)[0].num_classes == 10
