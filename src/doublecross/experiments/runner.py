@@ -35,7 +35,7 @@ from ..models.zoo import create_model
 from .job import JobConfig
 from .progress_bars import JobProgress
 from .provenance import resolve_provenance
-from .rundir import check_threads, open_run_dir
+from .rundir import check_out_dir, check_threads, open_run_dir
 from .store import ResultStore
 from .validate import check_device
 
@@ -117,6 +117,7 @@ def run_job(cfg: JobConfig, out: str, resume: bool = False, progress: bool | Non
     """
     show = sys.stderr.isatty() if progress is None else progress
     t_start = time.time()
+    check_out_dir(out)  # a file as --out, before anything slower
     device = check_device(cfg.device)
     preset = load_attack_preset(cfg.preset)
     if not cfg.threats or not cfg.interpreters:
