@@ -53,6 +53,8 @@ class IntegratedGradientsInterpreter(Interpreter):
         signal: ``"logit"`` (z_c, the method's) or ``"ce"``.
         tau: smoothed-ReLU constant used when a graph is kept.
         chunk: quadrature points per batched pass (memory bound; does not change the map).
+        graph_steps: quadrature points (same method) when a graph is kept, i.e. the attack's loss
+            map (``None``: ``steps``). The evaluation map always uses ``steps``.
 
     Shape:
         x: (B, 3, H, W) -> map (B, 1, H/p, W/p), logits (B, C) at ``x``.
@@ -71,6 +73,7 @@ class IntegratedGradientsInterpreter(Interpreter):
         signal: str = "logit",
         tau: float = DEFAULT_TAU,
         chunk: int = 16,
+        graph_steps: int | None = None,
     ) -> None:
         super().__init__(model)
         if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
@@ -83,7 +86,12 @@ class IntegratedGradientsInterpreter(Interpreter):
             raise ValueError(f"blur_sigma must be a positive number, got {blur_sigma!r}")
         if isinstance(chunk, bool) or not isinstance(chunk, int) or chunk < 1:
             raise ValueError(f"chunk must be a positive integer, got {chunk!r}")
-        self.alphas, self.weights = ig_alphas_and_weights(steps, method)
+        if graph_steps is not None and (
+            isinstance(graph_steps, bool) or not isinstance(graph_steps, int) or graph_steps < 1
+        ):
+            raise ValueError(f"graph_steps must be a positive integer, got {graph_steps!r}")
+        self.nodes = {False: ig_alphas_and_weights(steps, method)}
+        self.nodes[True] = self.nodes[False] if graph_steps is None else ig_alphas_and_weights(graph_steps, method)
         self.steps, self.method, self.baseline, self.blur_sigma = steps, method, baseline, float(blur_sigma)
         self.signal, self.tau, self.chunk = check_signal(signal), tau, chunk
 
@@ -104,9 +112,10 @@ class IntegratedGradientsInterpreter(Interpreter):
         base = self.baseline_of(xb)
         diff = xb - base
         avg = torch.zeros_like(xb)
-        for i in range(0, self.steps, self.chunk):
-            a = torch.tensor(self.alphas[i : i + self.chunk], dtype=x.dtype, device=x.device).view(-1, 1, 1, 1, 1)
-            w = torch.tensor(self.weights[i : i + self.chunk], dtype=x.dtype, device=x.device).view(-1, 1, 1, 1, 1)
+        alphas, weights = self.nodes[graph]
+        for i in range(0, len(alphas), self.chunk):
+            a = torch.tensor(alphas[i : i + self.chunk], dtype=x.dtype, device=x.device).view(-1, 1, 1, 1, 1)
+            w = torch.tensor(weights[i : i + self.chunk], dtype=x.dtype, device=x.device).view(-1, 1, 1, 1, 1)
             m = a.shape[0]
             pts = (base[None] + a * diff[None]).reshape(m * b, *shape)  # node-major: (m·B, 3, H, W)
             _, s = input_gradient(self.model, pts, t.repeat(m), self.signal, graph, self.tau)
@@ -127,8 +136,17 @@ def create_ig(
     signal: str = "logit",
     tau: float = DEFAULT_TAU,
     chunk: int = 16,
+    graph_steps: int | None = None,
 ) -> IntegratedGradientsInterpreter:
     """Integrated Gradients: (x - x') ⊙ path-averaged ∂z_c/∂x (black/blurred x'), pooled as GRAD."""
     return IntegratedGradientsInterpreter(
-        model, steps=steps, method=method, baseline=baseline, blur_sigma=blur_sigma, signal=signal, tau=tau, chunk=chunk
+        model,
+        steps=steps,
+        method=method,
+        baseline=baseline,
+        blur_sigma=blur_sigma,
+        signal=signal,
+        tau=tau,
+        chunk=chunk,
+        graph_steps=graph_steps,
     )

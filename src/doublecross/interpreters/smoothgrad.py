@@ -43,6 +43,8 @@ class SmoothGradInterpreter(Interpreter):
         signal: ``"ce"`` (∂CE/∂x, as GRAD) or ``"logit"`` (∂z_c/∂x).
         tau: smoothed-ReLU constant used when a graph is kept.
         chunk: noisy copies per batched pass (memory bound; does not change the map).
+        graph_samples: copies used when a graph is kept (the attack's loss map): the first
+            ``graph_samples`` of the n draws (``None``: all n). The evaluation map always uses all n.
 
     Shape:
         x: (B, 3, H, W) -> map (B, 1, H/p, W/p), logits (B, C) at the clean ``x``.
@@ -60,6 +62,7 @@ class SmoothGradInterpreter(Interpreter):
         signal: str = "ce",
         tau: float = DEFAULT_TAU,
         chunk: int = 16,
+        graph_samples: int | None = None,
     ) -> None:
         super().__init__(model)
         if isinstance(samples, bool) or not isinstance(samples, int) or samples < 1:
@@ -68,7 +71,12 @@ class SmoothGradInterpreter(Interpreter):
             raise ValueError(f"sigma must be a positive number, got {sigma!r}")
         if isinstance(chunk, bool) or not isinstance(chunk, int) or chunk < 1:
             raise ValueError(f"chunk must be a positive integer, got {chunk!r}")
+        if graph_samples is not None and (
+            isinstance(graph_samples, bool) or not isinstance(graph_samples, int) or not 1 <= graph_samples <= samples
+        ):
+            raise ValueError(f"graph_samples must be an integer in [1, samples={samples}], got {graph_samples!r}")
         self.samples, self.sigma, self.seed, self.chunk = samples, float(sigma), int(seed), chunk
+        self.graph_samples = samples if graph_samples is None else graph_samples
         self.signal, self.tau = check_signal(signal), tau
 
     def native_size(self, height: int, width: int) -> tuple[int, int]:
@@ -78,9 +86,10 @@ class SmoothGradInterpreter(Interpreter):
     def interpret(self, x: torch.Tensor, t: torch.Tensor, state: Any, graph: bool) -> Interpretation:
         graph = graph and x.requires_grad
         b = x.shape[0]
-        noise = smoothgrad_noise(self.samples, tuple(x.shape[1:]), self.sigma, self.seed, x.device).to(x.dtype)
+        n = self.graph_samples if graph else self.samples
+        noise = smoothgrad_noise(self.samples, tuple(x.shape[1:]), self.sigma, self.seed, x.device).to(x.dtype)[:n]
         total = torch.zeros_like(x)
-        for i in range(0, self.samples, self.chunk):
+        for i in range(0, n, self.chunk):
             eps = noise[i : i + self.chunk]  # (m, 3, H, W)
             m = eps.shape[0]
             xn = (x[None] + eps[:, None]).reshape(m * b, *x.shape[1:])  # sample-major: (m·B, 3, H, W)
@@ -89,7 +98,7 @@ class SmoothGradInterpreter(Interpreter):
         logits = self.model.net(self.model.normalise(x))
         if not graph:
             logits = logits.detach()
-        return Interpretation(logits, saliency_map(total / self.samples))
+        return Interpretation(logits, saliency_map(total / n))
 
 
 @INTERPRETERS.register("smoothgrad")
@@ -101,6 +110,9 @@ def create_smoothgrad(
     signal: str = "ce",
     tau: float = DEFAULT_TAU,
     chunk: int = 16,
+    graph_samples: int | None = None,
 ) -> SmoothGradInterpreter:
     """SmoothGrad: |∂CE/∂x| averaged over n seeded noisy copies, max over channels, pooled as GRAD."""
-    return SmoothGradInterpreter(model, samples=samples, sigma=sigma, seed=seed, signal=signal, tau=tau, chunk=chunk)
+    return SmoothGradInterpreter(
+        model, samples=samples, sigma=sigma, seed=seed, signal=signal, tau=tau, chunk=chunk, graph_samples=graph_samples
+    )
