@@ -114,10 +114,14 @@ def test_smoothgrad_equals_averaged_captum_saliency(tiny_resnet):
     nt = captum_attr.NoiseTunnel(sal)
     torch.manual_seed(0)
     ref = nt.attribute(
-        x.clone().requires_grad_(True), nt_type="smoothgrad", nt_samples=64, stdevs=0.2, target=t, abs=True
+        x.clone().requires_grad_(True), nt_type="smoothgrad", nt_samples=32, stdevs=0.2, target=t, abs=True
     )
-    many = create_interpreter("smoothgrad", tiny_resnet, samples=64, sigma=0.2, seed=1).explain(x, t).map
-    assert float((many - _post(ref)).abs().mean()) < 0.05
+    many = create_interpreter("smoothgrad", tiny_resnet, samples=32, sigma=0.2, seed=1).explain(x, t).map
+    other = create_interpreter("smoothgrad", tiny_resnet, samples=32, sigma=0.2, seed=2).explain(x, t).map
+    # the gap to captum's estimate is Monte-Carlo noise: no larger than between two of our own seeds
+    assert float((many - _post(ref)).abs().mean()) < 1.5 * float((many - other).abs().mean())
+    plain = create_interpreter("grad", tiny_resnet).explain(x, t).map
+    assert float((many - _post(ref)).abs().mean()) < 0.5 * float((many - plain).abs().mean())
 
 
 def test_smoothgrad_seed_samples_and_graph_subset(tiny_resnet):
@@ -154,11 +158,10 @@ def test_ig_blurred_baseline_and_completeness(tiny_resnet):
     ig = captum_attr.IntegratedGradients(tiny_resnet)
     ref = ig.attribute(x, baselines=base, target=t, n_steps=5, method="riemann_trapezoid")
     torch.testing.assert_close(ours, _post(ref), atol=1e-5, rtol=1e-4)
-    # completeness (the axiom our quadrature inherits): Σ IG ≈ z_c(x) - z_c(x') on a fine grid
     a, w = ig_alphas_and_weights(5, "riemann_trapezoid")
-    assert a[0] == 0 and a[-1] == 1 and abs(sum(w) - 1) < 1e-12
-    fine, delta = ig.attribute(x, target=t, n_steps=200, method="riemann_trapezoid", return_convergence_delta=True)
-    assert float(delta.abs().max()) < 0.05 * float(fine.flatten(1).sum(1).abs().max())
+    assert a == [0, 0.25, 0.5, 0.75, 1] and w == [0.125, 0.25, 0.25, 0.25, 0.125]
+    a, w = ig_alphas_and_weights(4, "riemann_middle")
+    assert a == [0.125, 0.375, 0.625, 0.875] and w == [0.25] * 4
     for bad in ({"steps": 0}, {"method": "gausslegendre"}, {"baseline": "white"}, {"graph_steps": 0}):
         with pytest.raises(ValueError):
             create_interpreter("ig", tiny_resnet, **bad)
