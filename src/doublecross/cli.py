@@ -282,7 +282,11 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--dataset", choices=DATASETS.names(), help="default scenes (test split)")
     s.add_argument("--images", help="a folder of your images to attack instead of a dataset")
     s.add_argument("--labels", help="label map for --images: YAML/JSON 'sub-folder: class name or index' per line")
-    s.add_argument("--interpreter", action="append", help="grad, cam, mask, rts (repeat or comma-separate)")
+    s.add_argument(
+        "--interpreter",
+        action="append",
+        help="grad, cam, mask, rts, gradcam, gradcam++, smoothgrad, ig, input-x-grad (repeat or comma-separate)",
+    )
     s.add_argument("--threat", action="append", help="linf (PGD, default), stadv (spatial flow), or both: linf,stadv")
     s.add_argument("--preset", help="attack preset (default scenes-resnet)")
     s.add_argument("--limit", type=int, help="number of correctly classified images (default 8)")
