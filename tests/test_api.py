@@ -90,7 +90,7 @@ def test_attack_takes_a_plain_module_and_matches_the_attack_it_wraps(tiny):
     assert torch.allclose(out.metrics["l1"], ref["l1"]) and torch.allclose(out.metrics["iou"], ref["iou"])
     assert torch.equal(out.success, out.pred == out.target)
     # oracle: the same attack built by hand from the registry gives the same image
-    clf = Classifier(net, mean=(0, 0, 0), std=(1, 1, 1))
+    clf = Classifier(net, normalise=False)
     g = create_interpreter("grad", clf)
     settings = load_attack_preset("scenes-resnet").for_threat("linf")
     cfg = AttackConfig.from_dict(out.config["attack"])

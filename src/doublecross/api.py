@@ -100,17 +100,15 @@ class AttackOutcome:
 def as_classifier(model: Classifier | nn.Module | str, class_names: list[str] | None = None) -> Classifier:
     """A :class:`Classifier` from a registered name / checkpoint path, a ``Classifier`` or any ``nn.Module``.
 
-    A plain ``nn.Module`` is wrapped with the identity normalisation (mean 0, std 1): it receives
-    the [0, 1] pixels as they are. Wrap it yourself, ``Classifier(net, mean=..., std=...)``, if it
-    expects normalised inputs.
+    A plain ``nn.Module`` is wrapped with ``normalise=False``: it receives the [0, 1] pixels as they
+    are. Wrap it yourself, ``Classifier(net, mean=..., std=...)``, if it expects normalised inputs.
     """
     if isinstance(model, str):
         return create_model(model)
     if isinstance(model, Classifier):
         return model
     if isinstance(model, nn.Module):
-        return Classifier(model, mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0), classes=class_names,
-                          name=type(model).__name__)
+        return Classifier(model, classes=class_names, name=type(model).__name__, normalise=False)
     raise TypeError(f"model must be a Classifier, an nn.Module or a model name, got {type(model).__name__}")
 
 

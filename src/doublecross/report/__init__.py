@@ -7,13 +7,13 @@ import logging
 import os
 from typing import Any
 
-import yaml
-
 from ..experiments.store import ResultStore
+from ..safe_yaml import load_yaml_file
 from .completeness import incomplete_html
 from .grids import draw_unit_grids, grid_units
 from .html import write_report
 from .per_image import class_name, per_image_html
+from .safe_paths import output_path
 from .settings import settings_html
 from .tables import format_table, method_label, summarise, write_csv
 
@@ -42,8 +42,9 @@ def build_report(out: str, class_names: list[str] | None = None) -> tuple[str, l
     if os.path.isfile(os.path.join(out, "manifest.json")):
         with open(os.path.join(out, "manifest.json")) as fh:
             manifest = json.load(fh)
-    with open(os.path.join(out, "config.yaml")) as fh:
-        config = yaml.safe_load(fh)
+    if not os.path.isfile(os.path.join(out, "results.sqlite")):
+        raise FileNotFoundError(f"{out} is not a run directory (no results.sqlite)")
+    config = load_yaml_file(os.path.join(out, "config.yaml"))
     names = list(class_names or run_class_names(config, manifest))
 
     def cap(pred: int, conf: float | None) -> str:
@@ -53,7 +54,7 @@ def build_report(out: str, class_names: list[str] | None = None) -> tuple[str, l
     try:
         samples = list(store.samples())
         rows = summarise(samples)
-        write_csv(rows, os.path.join(out, "summary.csv"))
+        write_csv(rows, output_path(out, "summary.csv"))
         table = format_table(rows)
         figures: dict[str, list[str]] = {}
         drawn: dict[str, int] = {}
@@ -74,7 +75,7 @@ def build_report(out: str, class_names: list[str] | None = None) -> tuple[str, l
         shown = min(drawn.values())
         note = f"<p>The grids draw the first {shown} of {n_images} images; the per-image table has all.</p>"
     write_report(
-        os.path.join(out, "report.html"),
+        output_path(out, "report.html"),
         "doublecross: ADV² against interpreters",
         table,
         rows,

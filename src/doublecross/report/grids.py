@@ -8,6 +8,7 @@ from typing import Any
 import torch
 
 from .figures import grid_figure
+from .safe_paths import output_path, safe_name
 from .tables import method_label
 
 #: Images per grid page, and at most this many pages per interpreter and threat (the per-image table lists all).
@@ -32,14 +33,16 @@ def grid_units(samples: list[dict[str, Any]], out: str) -> dict[tuple[str, str, 
         if base is None:
             continue
         suffix = "" if adv == "adv2" else "_" + adv.removeprefix("adv2-")
-        found[(interp, base, adv, unit)] = os.path.join(out, f"grid_{interp}{suffix}.png")
+        found[(interp, base, adv, unit)] = output_path(out, safe_name(f"grid_{interp}{suffix}.png"))
     return found
 
 
 def page_path(first: str, page: int) -> str:
-    """``grid_cam.png`` for page 1, ``grid_cam-p2.png`` for page 2, ..."""
-    root, ext = os.path.splitext(first)
-    return first if page == 1 else f"{root}-p{page}{ext}"
+    """``grid_cam.png`` for page 1, ``grid_cam-p2.png`` for page 2, ...: beside the first page, never a symlink."""
+    if page == 1:
+        return first
+    root, ext = os.path.splitext(os.path.basename(first))
+    return output_path(os.path.dirname(first), f"{root}-p{page}{ext}")
 
 
 def gather_unit(store: Any, unit: str, base: str) -> dict[str, torch.Tensor] | None:
