@@ -45,10 +45,12 @@ def page_path(first: str, page: int) -> str:
     return output_path(os.path.dirname(first), f"{root}-p{page}{ext}")
 
 
-def gather_unit(store: Any, unit: str, base: str) -> dict[str, torch.Tensor] | None:
-    """Arrays of ``unit`` and its baseline concatenated over every batch where both finished, in image order."""
-    done = store.finished_units()
-    batches = sorted(b for b, u in done if u == unit and (b, base) in done)
+def gather_unit(store: Any, unit: str, base: str, batches: list[int]) -> dict[str, torch.Tensor] | None:
+    """Arrays of ``unit`` and its baseline concatenated over those ``batches`` that hold both, in image order.
+
+    A unit's arrays are committed with it, so these are the batches where both units finished.
+    """
+    batches = sorted(b for b in set(batches) if store.has_array(b, unit, "x") and store.has_array(b, base, "x"))
     if not batches:
         return None
     names = {
@@ -83,7 +85,7 @@ def draw_unit_grids(
     Perturbation magnitudes share one scale over all pages, so the pages compare directly.
     """
     interp, base, adv, unit = key
-    arr = gather_unit(store, unit, base)
+    arr = gather_unit(store, unit, base, [s["batch"] for s in samples if s["unit"] == unit])
     if arr is None:
         return [], 0
     batches = set(arr["batches"].tolist())
