@@ -8,9 +8,12 @@ preprocessing, so an exemplar is never one of the attacked images.
 
 from __future__ import annotations
 
+import itertools
 from typing import Any
 
 import torch
+
+from ..data.safe_image import readable_items
 
 
 def exemplar_pool(
@@ -31,8 +34,11 @@ def exemplar_pool(
     seen, xs, ys = 0, [], []
     counts: dict[int, int] = {}
     n_classes = int(model.num_classes)
-    for start in range(0, len(dataset), batch_size):
-        items = [dataset[i] for i in range(start, min(start + batch_size, len(dataset)))]
+    items_iter = (item for _, item in readable_items(dataset))  # unreadable files skipped, as in the attack set
+    while True:
+        items = list(itertools.islice(items_iter, batch_size))
+        if not items:
+            break
         x = torch.stack([it[0] for it in items])
         y = torch.tensor([int(it[1]) for it in items])
         with torch.no_grad():

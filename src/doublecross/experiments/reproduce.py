@@ -128,12 +128,23 @@ def _copy_baseline(src_dir: str, dst_dir: str, src_cfg: JobConfig, dst_cfg: JobC
                     dst.db.execute("INSERT OR REPLACE INTO samples VALUES (?, ?, ?, ?, ?, ?)", row)
                 for row in src.db.execute("SELECT * FROM arrays WHERE batch=? AND unit=?", (batch, unit)):
                     dst.db.execute("INSERT OR REPLACE INTO arrays VALUES (?, ?, ?, ?)", row)
+                for row in src.db.execute("SELECT * FROM unit_info WHERE batch=? AND unit=?", (batch, unit)):
+                    dst.db.execute("INSERT OR REPLACE INTO unit_info VALUES (?, ?, ?)", row)
                 dst.db.execute("INSERT INTO units VALUES (?, ?, ?, ?)", (batch, unit, 0.0, finished))
                 copied += 1
     finally:
         src.close()
         dst.close()
     return copied
+
+
+def _new_run_dir(d: str, job: JobConfig) -> Any:
+    """Create run directory ``d`` for ``job`` (config, provenance, lock) as the runner would, to seed it."""
+    from .provenance import resolve_provenance
+    from .rundir import open_run_dir
+
+    rts_weights = load_attack_preset(job.preset).interpreter_options.get("rts", {}).get("weights")
+    return open_run_dir(d, job, False, resolve_provenance(job, rts_weights))
 
 
 def run_dir(out: str, model: str, run: str) -> str:
@@ -179,11 +190,9 @@ def reproduce(
             job = cfg.job(model, run)
             exists = os.path.isfile(os.path.join(d, "config.yaml"))
             if not exists and run.share_baseline in all_runs:  # the source run may come from an earlier command
-                from .runner import prepare_run_dir
-
-                prepare_run_dir(d, job, resume=False)
                 src = all_runs[run.share_baseline]
-                n = _copy_baseline(run_dir(out, model, src.name), d, cfg.job(model, src), job)
+                with _new_run_dir(d, job):
+                    n = _copy_baseline(run_dir(out, model, src.name), d, cfg.job(model, src), job)
                 log.info("%s/%s: %d baseline unit(s) copied from %s", model, run.name, n, src.name)
                 exists = True
             log.info("run %s/%s", model, run.name)
