@@ -135,5 +135,6 @@ def test_report_renders_in_headless_chromium(run):
         vivid = float(((px.max(axis=2) - px.min(axis=2)) > 120).mean())
         assert vivid > 0.02, vivid  # the jet-coloured maps are on screen, not a blank or text-only page
     srcs = re.findall(r'<img[^>]*src="data:image/png;base64,([A-Za-z0-9+/=]+)"', dom)
-    assert len(srcs) == 1 and base64.b64decode(srcs[0])[:8] == b"\x89PNG\r\n\x1a\n"
+    # the grid, the IoU_k curves and the per-iteration history
+    assert len(srcs) == 3 and all(base64.b64decode(s)[:8] == b"\x89PNG\r\n\x1a\n" for s in srcs)
     assert "Per image" in dom and "Hyper-parameters" in dom

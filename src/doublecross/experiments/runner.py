@@ -350,4 +350,7 @@ def _adv2_unit(
         "adv_magnitude": threat.magnitude(res.perturbation),
         **history_arrays(res.history),
     }
+    if cfg.target_map == "shape":  # images repeat in shape pairing: the baseline's input and |δ| in this order
+        arrays["base_x"] = x_base
+        arrays["base_magnitude"] = store.array(b, threat.baseline, "magnitude")[pick]
     store.write_unit(b, unit, time.time() - t0, rows, {k: v.float().cpu() for k, v in arrays.items()}, _unit_info(x))

@@ -64,6 +64,8 @@ def gather_unit(store: Any, unit: str, base: str, batches: list[int]) -> dict[st
         "mag_adv": (unit, "adv_magnitude"),
         "target": (unit, "target_map"),
     }
+    if store.has_array(batches[0], unit, "base_x"):  # shape targets: the baseline re-indexed like the unit
+        names.update({"x_base": (unit, "base_x"), "mag_base": (unit, "base_magnitude")})
     out: dict[str, torch.Tensor] = {"batches": torch.tensor(batches)}
     for key, (u, name) in names.items():
         if key == "base" and not store.has_array(batches[0], u, name):
