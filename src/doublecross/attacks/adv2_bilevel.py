@@ -67,7 +67,7 @@ class Adv2Bilevel(Attack):
             r = th.project(x0, th.step(r.detach(), g, k))
         r = r.detach()
         th.reset()
-        sel = Selector(r, self)
+        sel = Selector(r, self, keep_eval=True)  # every candidate is a full MASK run on Q(x)
         state = self._reset(interpreter, sel, x0, r, t, target_map, gen)
         history: list[dict[str, Any]] = []
         for i in range(cfg.n_total):
@@ -102,6 +102,7 @@ class Adv2Bilevel(Attack):
             if self.history_every and i % self.history_every == 0:
                 history.append({"step": i, "int": float(dist.detach().mean()) if dist is not None else 0.0})
         self._reset(interpreter, sel, x0, r, t, target_map, gen)
+        self.evaluated = sel.evaluation(r)
         return sel.result(r), r, history
 
     def _reset(
