@@ -25,6 +25,7 @@ from ..models.wrapper import Classifier
 from . import ATTACKS
 from .base import Attack
 from .config import AttackConfig
+from .early_stop import prediction_steps
 from .losses import ce_loss, map_loss
 
 
@@ -98,14 +99,11 @@ class Adv2PGD(Attack):
     def warm_start(
         self, model: Classifier, x0: torch.Tensor, t: torch.Tensor, v: torch.Tensor, steps: int
     ) -> torch.Tensor:
-        """``steps`` threat steps on the prediction loss (+ the threat's penalty) alone; a fresh step rule."""
-        th = self.threat
-        th.reset()
-        for k in range(steps):
-            v = v.detach().requires_grad_(True)
-            loss = (self.config.w_prd * ce_loss(model(th.apply(x0, v)), t) + th.penalty(v)).sum()
-            v = th.project(x0, th.step(v.detach(), _grad(loss, v), k))
-        return v.detach()
+        """``steps`` threat steps on the prediction loss (+ the threat's penalty) alone; a fresh step rule.
+
+        With ``config.early_stop`` each sample stops at its first successful iterate (``early_stop.py``).
+        """
+        return prediction_steps(self, model, x0, t, v, steps, ce_loss, self.config.early_stop)
 
     def run(
         self,

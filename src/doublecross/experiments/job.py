@@ -25,6 +25,7 @@ class JobConfig:
     target_map: str = field(default="benign", metadata={"choices": TARGET_MAP_MODES})
     device: str = "cpu"
     history_every: int = 0
+    early_stop: bool = False  # stage 1 and the baseline stop each sample at its first success (issue 15)
 
     @classmethod
     def from_dict(cls, data: dict) -> JobConfig:

@@ -16,6 +16,7 @@ import platform
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from typing import Any
 
 import torch
@@ -32,8 +33,11 @@ from ..interpreters import create_interpreter
 from ..interpreters.faithfulness import topk_mask_iou
 from ..metrics import map_metrics, target_confidence
 from ..models.zoo import create_model
+from .chunking import attack_in_chunks, explain_in_chunks, image_bytes, plan_chunk
+from .device import resolve_device
 from .job import JobConfig
 from .store import ResultStore
+from .threads import choose_threads
 
 log = logging.getLogger(__name__)
 
@@ -122,13 +126,28 @@ def target_maps(
     return interp.explain(px[picks].to(x.device), t).map
 
 
-def run_job(cfg: JobConfig, out: str, resume: bool = False, progress: bool | None = None) -> dict[str, Any]:
-    """Run (or resume) the attack job into ``out``; return the manifest."""
+def run_job(
+    cfg: JobConfig,
+    out: str,
+    resume: bool = False,
+    progress: bool | None = None,
+    threads: int | None = None,
+    max_memory: float | None = None,
+) -> dict[str, Any]:
+    """Run (or resume) the attack job into ``out``; return the manifest.
+
+    ``threads``: torch threads for the run (``experiments.threads.choose_threads``; restored after).
+    ``max_memory``: GB a batch may use; larger batches run in chunks (``experiments.chunking``).
+    Neither changes the results, so neither is part of ``cfg``.
+    """
+    n_threads, threads_source = choose_threads(threads)
+    device = resolve_device(cfg.device)  # before the run directory is created
     prepare_run_dir(out, cfg, resume)
+    threads_before = torch.get_num_threads()
+    torch.set_num_threads(n_threads)
     show = sys.stderr.isatty() if progress is None else progress
     t_start = time.time()
     torch.manual_seed(cfg.seed)
-    device = torch.device(cfg.device)
     preset = load_attack_preset(cfg.preset)
     if not cfg.threats or not cfg.interpreters:
         raise ConfigError("the attack job needs at least one threat and one interpreter")
@@ -142,6 +161,10 @@ def run_job(cfg: JobConfig, out: str, resume: bool = False, progress: bool | Non
     t_all = random_target_classes(y_all, model.num_classes, gen)
     interps = {n: create_interpreter(n, model, **preset.interpreter_options.get(n, {})) for n in cfg.interpreters}
     store = ResultStore(os.path.join(out, "results.sqlite"))
+    per_image = {}  # bytes one image's graph needs, per interpreter (None: the baseline), for max_memory
+    if max_memory is not None:
+        x1, t1 = x_all[:1].to(device), t_all[:1].to(device)
+        per_image = {n: image_bytes(model, interps.get(n), x1, t1) for n in [None, *interps]}
     n_batches = -(-len(x_all) // cfg.batch_size)
     bar = tqdm(total=n_batches * len(cfg.threats) * (1 + len(interps)), disable=not show, desc="attack")
     try:
@@ -155,7 +178,9 @@ def run_job(cfg: JobConfig, out: str, resume: bool = False, progress: bool | Non
                 threat = settings.create_threat()
                 if not store.done(b, threat.baseline):
                     bar.set_postfix(unit=threat.baseline, batch=b)
-                    _baseline_unit(store, b, model, threat, settings.baseline, x, y, t, cfg)
+                    chunk = plan_chunk(len(x), max_memory, per_image.get(None, 1), device)
+                    base_cfg = replace(settings.baseline, early_stop=cfg.early_stop)
+                    _baseline_unit(store, b, model, threat, base_cfg, x, y, t, cfg, chunk)
                 bar.update(1)
                 bar.update(1)
                 for name, interp in interps.items():
@@ -163,7 +188,7 @@ def run_job(cfg: JobConfig, out: str, resume: bool = False, progress: bool | Non
                     if not store.done(b, unit):
                         bar.set_postfix(unit=unit, batch=b)
                         unit_gen = torch.Generator().manual_seed(cfg.seed * 1000 + b)
-                        acfg = settings.for_interpreter(name)
+                        acfg = replace(settings.for_interpreter(name), early_stop=cfg.early_stop)
                         _adv2_unit(
                             store,
                             b,
@@ -180,12 +205,14 @@ def run_job(cfg: JobConfig, out: str, resume: bool = False, progress: bool | Non
                             cfg,
                             unit_gen,
                             benign_maps,
+                            plan_chunk(len(x), max_memory, per_image.get(name, 1), device),
                         )
                     bar.update(1)
     finally:
         bar.close()
         seconds = store.unit_seconds()
         store.close()
+        torch.set_num_threads(threads_before)
     manifest = {
         "seed": cfg.seed,
         "doublecross": __version__,
@@ -194,7 +221,8 @@ def run_job(cfg: JobConfig, out: str, resume: bool = False, progress: bool | Non
         "platform": platform.platform(),
         "git_revision": git_revision(),
         "device": str(device),
-        "threads": torch.get_num_threads(),
+        "threads": n_threads,
+        "threads_source": threads_source,
         "images": len(x_all),
         "classes": names,
         "wall_time_s": round(time.time() - t_start, 2),
@@ -222,10 +250,11 @@ def _baseline_unit(
     y: torch.Tensor,
     t: torch.Tensor,
     cfg: JobConfig,
+    chunk: int = 0,
 ) -> None:
     """The threat's baseline (PGD / regular StAdv) on one batch; its image serves every interpreter."""
     t0 = time.time()
-    res = ATTACKS.create("pgd", threat=threat, config=acfg)(model, x, t)
+    res = attack_in_chunks(ATTACKS.create("pgd", threat=threat, config=acfg), model, x, t, chunk or len(x))
     conf = target_confidence(res.logits, t)
     rows = [
         {
@@ -264,24 +293,27 @@ def _adv2_unit(
     cfg: JobConfig,
     gen: torch.Generator,
     benign_maps: dict[Any, torch.Tensor] | None = None,
+    chunk: int = 0,
 ) -> None:
     """ADV² against one interpreter on one batch, with the baseline's image re-evaluated beside it.
 
-    ``benign_maps`` caches g(x; y) by interpreter across the batch's threats (computed once).
+    ``benign_maps`` caches g(x; y) by interpreter across the batch's threats (computed once);
+    ``chunk``: images per attack/explain call (0: the whole batch).
     """
     t0 = time.time()
+    chunk = chunk or len(x)
     benign_maps = {} if benign_maps is None else benign_maps
     if interp not in benign_maps:
-        benign_maps[interp] = interp.explain(x, y).map
+        benign_maps[interp] = explain_in_chunks(interp, x, y, chunk).map
     benign_map = benign_maps[interp]
     m_t = target_maps(cfg.target_map, interp, x, y, t, pool, gen, benign=benign_map)
     attack = ATTACKS.create(
         interp.attack_kind, threat=threat, config=acfg, history_every=cfg.history_every, seed=cfg.seed
     )
-    res = attack(model, x, t, interp, m_t)
+    res = attack_in_chunks(attack, model, x, t, chunk, interp, m_t)
     x_base = store.array(b, threat.baseline, "x").to(x.device)
     base_size = {k: store.array(b, threat.baseline, f"size_{k}") for k in res.size}
-    base_ev = interp.explain(x_base, t)
+    base_ev = explain_in_chunks(interp, x_base, t, chunk)
     base_success = attack.is_success(base_ev.logits, t)
     rows = []
     for method, amap, logits, success, size in (
@@ -294,7 +326,7 @@ def _adv2_unit(
                 {f"benign_{k}": v for k, v in map_metrics(amap, benign_map).items() if k in ("l1", "l2", "iou")}
             )
         conf = target_confidence(logits, t)
-        gt = topk_mask_iou(amap, masks) if masks is not None else None
+        gt = topk_mask_iou(amap.cpu(), masks)  # masks stay on the CPU if masks is not None else None
         for i in range(len(x)):
             m = {k: float(v[i]) for k, v in mets.items()}
             m.update(
