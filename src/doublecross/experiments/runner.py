@@ -142,6 +142,8 @@ def run_job(
     """
     n_threads, threads_source = choose_threads(threads)
     device = resolve_device(cfg.device)  # before the run directory is created
+    if max_memory is not None and not max_memory > 0:
+        raise ValueError(f"max_memory must be a positive number of GB, got {max_memory!r}")
     prepare_run_dir(out, cfg, resume)
     threads_before = torch.get_num_threads()
     torch.set_num_threads(n_threads)
@@ -326,7 +328,7 @@ def _adv2_unit(
                 {f"benign_{k}": v for k, v in map_metrics(amap, benign_map).items() if k in ("l1", "l2", "iou")}
             )
         conf = target_confidence(logits, t)
-        gt = topk_mask_iou(amap.cpu(), masks)  # masks stay on the CPU if masks is not None else None
+        gt = topk_mask_iou(amap.cpu(), masks) if masks is not None else None  # masks stay on the CPU
         for i in range(len(x)):
             m = {k: float(v[i]) for k, v in mets.items()}
             m.update(
