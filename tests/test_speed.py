@@ -276,3 +276,19 @@ def test_cli_threads_memory_and_early_stop(tmp_path, preset, capsys):
     assert main(argv + ["--threads", "1", "--max-memory", "64", "--early-stop", "--out", out]) == 0
     assert json.load(open(os.path.join(out, "manifest.json")))["threads"] == 1
     assert yaml.safe_load(open(os.path.join(out, "config.yaml")))["early_stop"] is True
+
+
+def test_run_on_images_without_object_masks(tmp_path, preset):
+    from PIL import Image
+
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    rng = torch.Generator().manual_seed(0)
+    for i in range(2):
+        arr = (torch.rand(64, 64, 3, generator=rng) * 255).to(torch.uint8).numpy()
+        Image.fromarray(arr).save(folder / f"{i}.png")
+    cfg = JobConfig.from_dict(
+        {"images": str(folder), "limit": 2, "batch_size": 2, "interpreters": ("cam",), "preset": preset}
+    )
+    manifest = run_job(cfg, str(tmp_path / "run"), progress=False, threads=1)
+    assert manifest["images"] == 2
