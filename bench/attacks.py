@@ -129,7 +129,7 @@ def mask_rows(model, mask, x, t, m_t, pgd: float, k: int, paper_steps: int, pres
     """ADV²-MASK per iteration / PGD step, resets included: loop step (resets off, short evaluation
     runs that cancel in the differential) + reset cost / n_reset, the reset cost from the measured
     inner step (full: S steps + 1 forward; warm: reset_steps + 1 forward)."""
-    inner = explain_step(mask, x, t, 2, 1)
+    inner = explain_step(mask, x, t, 10, 1)
     with torch.no_grad():
         fwd = median_time(lambda: model(x), 3)
     paper = {"n_step": 4, "n_plain": 4, "n_bs": 12, "n_reset": 50}
@@ -140,14 +140,21 @@ def mask_rows(model, mask, x, t, m_t, pgd: float, k: int, paper_steps: int, pres
     for label, (c, s_full) in counts.items():
         for variant, extra in (("spec", {}), ("bracket+warm", {"bisection": "bracket", "reset_steps": 20})):
             cfg = {**c, **extra, "n_reset": 10**6, "alpha_max": scene.alpha_max, "kappa_bs": scene.kappa_bs}
+            # the PGD step is re-measured beside each MASK row (before and after): on a loaded machine the
+            # load drifts between rows, and a ratio of two timings taken minutes apart drifts with it
+            pgd_before = step_cost(model, None, x, t, None, "pgd", k, 1)
             loop = step_cost(model, mask, x, t, m_t, "adv2-bilevel", max(2, k // 5), 1, **cfg)
             reset = (extra.get("reset_steps", s_full) * inner + fwd) / c["n_reset"]
+            pgd = (pgd_before + step_cost(model, None, x, t, None, "pgd", k, 1)) / 2
             name = (
                 f"ADV²-MASK it./PGD step, {label} (n_step {c['n_step']}, n_plain {c['n_plain']}, n_bs {c['n_bs']}, "
                 f"reset {extra.get('reset_steps', s_full)}/{c['n_reset']}), {variant}"
             )
             _row(name, (loop + reset) / pgd, 15.0)
-            print(f"    loop {loop / pgd:.2f} + resets {reset / pgd:.2f} PGD steps", flush=True)
+            print(
+                f"    loop {loop / pgd:.2f} + resets {reset / pgd:.2f} PGD steps (PGD step {pgd * 1e3:.0f} ms)",
+                flush=True,
+            )
 
 
 def main() -> None:
