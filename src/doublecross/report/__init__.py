@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 from typing import Any
 
 import yaml
 
 from ..experiments.store import ResultStore
+from .degenerate import degenerate_report
 from .figures import grid_figure
 from .html import write_report
 from .tables import format_table, method_label, summarise, write_csv
+
+log = logging.getLogger(__name__)
 
 
 def _grid_units(samples: list[dict[str, Any]], out: str) -> dict[tuple[str, str, str, str], str]:
@@ -45,6 +49,8 @@ def build_report(out: str, class_names: list[str] | None = None) -> tuple[str, l
     try:
         samples = list(store.samples())
         rows = summarise(samples)
+        for warning in degenerate_report(rows)[1]:
+            log.warning("%s: %s", out, warning.removeprefix("WARNING: "))
         write_csv(rows, os.path.join(out, "summary.csv"))
         table = format_table(rows)
         figures = {}
