@@ -99,7 +99,7 @@ def attack_set_with_indices(
     items = [ds[i] for i, _ in chosen]
     ms = [it[2] if len(it) > 2 else None for it in items]
     masks = torch.stack(ms) if all(m is not None for m in ms) else None
-    names = list(model.classes) if model.classes else [str(i) for i in range(model.num_classes)]
+    names = list(model.classes) if model.classes else [str(i) for i in range(_num_classes(model, items[0][0]))]
     ds_classes = list(getattr(ds, "classes", None) or [])
     if names == [str(i) for i in range(len(names))] and len(ds_classes) == len(names):
         names = ds_classes  # a user model without class names, on a labelled folder: the folder's names
@@ -154,7 +154,6 @@ def run_job(
         targets: target classes: ``None`` (seeded uniform over the other classes, spec §1.4), one
             class index for every image, or a callable ``(y, num_classes, generator) -> t``.
     """
-    prepare_run_dir(out, cfg, resume)
     show = sys.stderr.isatty() if progress is None else progress
     t_start = time.time()
     torch.manual_seed(cfg.seed)
@@ -170,9 +169,10 @@ def run_job(
         options = ModelOptions(cfg.num_classes, cfg.input_size, cfg.mean, cfg.std, cfg.normalise)
         model = build_model(cfg.model, weights=cfg.weights, options=options)
     model = model.to(device)
+    prepare_run_dir(out, cfg, resume)  # after the preset and model checks: a bad option leaves no run directory
     x_all, y_all, m_all, names, indices = attack_set_with_indices(cfg, model, dataset)
     gen = torch.Generator().manual_seed(cfg.seed)
-    t_all = _targets(targets, y_all, model.num_classes, gen)
+    t_all = _targets(targets, y_all, _num_classes(model, x_all[0]), gen)
     options = {n: dict(preset.interpreter_options.get(n, {})) for n in cfg.interpreters}
     if cfg.rts_weights and "rts" in options:
         options["rts"]["weights"] = cfg.rts_weights
@@ -242,6 +242,14 @@ def run_job(
     with open(os.path.join(out, "manifest.json"), "w") as fh:
         json.dump(manifest, fh, indent=2)
     return manifest
+
+
+def _num_classes(model: Any, x: torch.Tensor) -> int:
+    """C of the model: its own count, else the width of its logits on one image ``x`` (3, H, W)."""
+    if model.num_classes is not None:
+        return int(model.num_classes)
+    with torch.no_grad():
+        return int(model(x[None].to(model.mean.device)).shape[1])
 
 
 def _targets(targets: Any, y: torch.Tensor, num_classes: int, gen: torch.Generator) -> torch.Tensor:
