@@ -168,3 +168,13 @@ def test_fine_tune_train_rts_attack_chain(tmp_path, capsys):
     assert main(["attack", "--model", ck, "--images", str(folder), "--interpreter", "rts", "--limit", "1",
                  "--steps-scale", "0.01", "--out", str(tmp_path / "run2"), "--quiet"]) == 2  # fmt: skip
     assert "--rts-weights rts.pt" in capsys.readouterr().err  # the option the message names exists
+
+
+def test_train_rts_refuses_a_dataset_of_other_classes(user_model, tmp_path, capsys):
+    argv = ["train-rts", "--model", f"{user_model}/mynet.py:resnet", "--weights", str(user_model / "w.pt"),
+            "--num-classes", "3", "--input-size", "32", "--steps", "1", "--limit", "4",
+            "--out", str(tmp_path / "r.pt")]  # fmt: skip
+    assert main(argv) == 2  # scenes' 10 classes are not this model's 3
+    assert "labels would mean other classes" in capsys.readouterr().err
+    assert main([*argv, "--images", str(user_model / "images"), "--quiet"]) == 0  # its own folder: c0, c1, c2
+    assert torch.load(tmp_path / "r.pt", weights_only=True)["meta"]["input_size"] == [32, 32]

@@ -117,7 +117,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 def cmd_train_rts(args: argparse.Namespace) -> int:
     from .data import create_dataset
     from .interpreters.rts_train import RtsTrainConfig, train_rts
-    from .models.train import predicted_labels, stack_dataset
+    from .models.train import check_label_space, predicted_labels, stack_dataset
     from .models.user import build_model
 
     model = build_model(args.model, weights=args.weights, options=model_options(args))
@@ -127,6 +127,8 @@ def cmd_train_rts(args: argparse.Namespace) -> int:
     else:
         ds = create_dataset(args.dataset, split="train", root=args.root, image_size=size)
     x, y = stack_dataset(ds, args.limit)
+    if (y >= 0).any():
+        check_label_space(model, getattr(ds, "classes", None), args.images or args.dataset)
     y = predicted_labels(model, x, y)  # unlabelled images (-1): RTS learns the model's predicted class
     defaults = RtsTrainConfig()
     cfg = RtsTrainConfig(

@@ -101,6 +101,27 @@ def predicted_labels(model: Classifier, x: torch.Tensor, y: torch.Tensor, batch_
     return y
 
 
+def check_label_space(model: Classifier, classes: list[str] | tuple[str, ...] | None, source: str) -> None:
+    """Refuse labels from a dataset whose classes are not the model's (they would mean other classes).
+
+    A model with unnamed classes (``"0" .. "C-1"``) accepts any dataset with C classes.
+
+    Raises:
+        ValueError: the class counts differ, or both sides name their classes differently.
+    """
+    if not classes:
+        return
+    mine = list(model.classes or [])
+    k = len(mine) if mine else model.num_classes
+    unnamed = mine == [str(i) for i in range(len(mine))]
+    if (k is not None and k != len(classes)) or (mine and not unnamed and list(classes) != mine):
+        raise ValueError(
+            f"{source} has classes {list(classes)[:5]}{'...' if len(classes) > 5 else ''} ({len(classes)}), "
+            f"{model.name} has {k}: the labels would mean other classes; use --images DIR (unlabelled "
+            "images take the model's predicted class)"
+        )
+
+
 _PROVENANCE = ("command", "accuracy", "epochs", "train_time_s", "init", "init_meta")
 
 
