@@ -63,7 +63,7 @@ def prepare_run_dir(out: str, cfg: JobConfig, resume: bool) -> None:
         if not os.path.isfile(cfg_path):
             raise FileExistsError(f"{out} is not a doublecross run directory (no config.yaml)")
         with open(cfg_path) as fh:
-            saved = {**to_dict(JobConfig()), **yaml.safe_load(fh)}  # fields added since the run: defaults
+            saved = {**to_dict(JobConfig()), "selection": "first", **yaml.safe_load(fh)}  # fields added since: defaults
         if saved != to_dict(cfg):
             diff = sorted(k for k in set(saved) | set(to_dict(cfg)) if saved.get(k) != to_dict(cfg).get(k))
             raise ConfigError(f"cannot resume {out}: the configuration differs in {diff}")
