@@ -98,10 +98,10 @@ def test_resuming_a_run_written_before_the_balanced_draw_keeps_its_rule(tmp_path
 
     from doublecross.config import ConfigError, to_dict
     from doublecross.experiments.job import JobConfig
-    from doublecross.experiments.runner import prepare_run_dir
+    from doublecross.experiments.rundir import _check_config
 
     old = {k: v for k, v in to_dict(JobConfig()).items() if k != "selection"}  # an older config.yaml
     (tmp_path / "config.yaml").write_text(yaml.safe_dump(old))
     with pytest.raises(ConfigError, match="selection"):
-        prepare_run_dir(str(tmp_path), JobConfig(), resume=True)  # never mixes two attack sets
-    prepare_run_dir(str(tmp_path), JobConfig(selection="first"), resume=True)
+        _check_config(str(tmp_path), JobConfig())  # never mixes two attack sets
+    _check_config(str(tmp_path), JobConfig(selection="first"))

@@ -18,14 +18,23 @@ from typing import Any
 import torch
 from torch.utils.data import Dataset
 
+from ..data.safe_image import UnreadableImage
+
 SELECTIONS = ("balanced", "first")
+
+
+def _label(ds: Dataset, i: int) -> int:
+    try:
+        return int(ds[i][1])
+    except UnreadableImage:
+        return -2  # never chosen
 
 
 def dataset_labels(ds: Dataset) -> list[int] | None:
     """Every item's label without decoding images when the dataset exposes them, else ``None``.
 
-    Looks for ``labels`` / ``targets`` (a sequence or tensor) or torchvision's ``samples``
-    (``(path, label)`` pairs), then for a ``ScenesDataset``-style ``label_of(i)``.
+    Looks for ``labels`` / ``targets`` (a sequence or tensor), torchvision's ``samples``
+    (``(path, label)`` pairs), or an :class:`ImageFolderDataset`'s ``paths`` + ``label_of(path)``.
     """
     for attr in ("labels", "targets"):
         v = getattr(ds, attr, None)
@@ -34,6 +43,9 @@ def dataset_labels(ds: Dataset) -> list[int] | None:
     samples = getattr(ds, "samples", None)
     if isinstance(samples, list) and len(samples) == len(ds) and all(isinstance(s, tuple) for s in samples[:1]):
         return [int(s[1]) for s in samples]
+    paths, label_of = getattr(ds, "paths", None), getattr(ds, "label_of", None)
+    if isinstance(paths, list) and callable(label_of) and len(paths) == len(ds):
+        return [int(label_of(p)) for p in paths]
     return None
 
 
@@ -96,34 +108,47 @@ def select_attack_set(
     if selection not in SELECTIONS:
         raise ValueError(f"selection must be one of {SELECTIONS}, got {selection!r}")
     device = model.mean.device
+    unreadable: set[int] = set()
+
+    def image(i: int) -> torch.Tensor | None:
+        try:
+            return ds[i][0]
+        except UnreadableImage:  # logged and recorded by the dataset; never attacked
+            unreadable.add(i)
+            return None
 
     def predict(idx: list[int]) -> list[int]:
+        """Predicted class per index (-2 for an unreadable file)."""
         out: list[int] = []
         for s in range(0, len(idx), batch_size):
-            x = torch.stack([ds[i][0] for i in idx[s : s + batch_size]]).to(device)
-            out += model(x).argmax(1).tolist()
+            xs = {i: image(i) for i in idx[s : s + batch_size]}
+            ok = [i for i, x in xs.items() if x is not None]
+            preds = model(torch.stack([xs[i] for i in ok]).to(device)).argmax(1).tolist() if ok else []
+            got = dict(zip(ok, preds, strict=True))
+            out += [got.get(i, -2) for i in idx[s : s + batch_size]]
         return out
 
     labels = dataset_labels(ds)
     if selection == "first":
         chosen: list[tuple[int, int]] = []
         for i in range(len(ds)):
-            item = ds[i]
-            y = int(item[1])
             pred = predict([i])[0]
+            if pred == -2:
+                continue
+            y = labels[i] if labels is not None else int(ds[i][1])
             if pred == y or y < 0:
                 chosen.append((i, pred if y < 0 else y))
             if len(chosen) == limit:
                 break
     else:
         if labels is None:
-            labels = [int(ds[i][1]) for i in range(len(ds))]
+            labels = [_label(ds, i) for i in range(len(ds))]
         unlabelled = [i for i, y in enumerate(labels) if y < 0]
         if unlabelled:  # the prediction is the label; balance over predicted classes
             labels = list(labels)
             for i, p in zip(unlabelled, predict(unlabelled), strict=True):
                 labels[i] = p
-        cache: dict[int, bool] = {i: True for i in unlabelled}
+        cache: dict[int, bool] = {i: labels[i] >= 0 for i in unlabelled}  # -2: unreadable
 
         def correct(i: int) -> bool:
             if i not in cache:

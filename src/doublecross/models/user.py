@@ -48,7 +48,8 @@ class ModelOptions:
         mean: per-channel mean (default ImageNet's); ignored when ``normalise`` is false.
         std: per-channel std (default ImageNet's).
         normalise: whether the wrapper normalises at all (false: the network gets [0, 1] pixels).
-        classes: class names (default ``"0" .. "K-1"``).
+        classes: class names (default none: a labelled folder's sub-folders are then taken in
+            alphabetical order as classes 0 .. K-1).
     """
 
     num_classes: int | None = None
@@ -184,10 +185,12 @@ def load_user_model(spec: str, weights: str | None = None, options: ModelOptions
     k = out.shape[1]
     if opts.num_classes is not None and k != opts.num_classes:
         raise ConfigError(f"{spec} outputs {k} classes but --num-classes is {opts.num_classes}")
-    classes = list(opts.classes) if opts.classes is not None else [str(i) for i in range(k)]
-    if len(classes) != k:
+    classes = list(opts.classes) if opts.classes is not None else None  # unnamed: folders by alphabetical index
+    if classes is not None and len(classes) != k:
         raise ConfigError(f"{len(classes)} class names given for a {k}-class model {spec}")
-    clf = Classifier(net, mean, std, classes=classes, input_size=(size, size), name=_display_name(spec))
+    clf = Classifier(
+        net, mean, std, classes=classes, input_size=(size, size), name=_display_name(spec), normalise=opts.normalise
+    )
     log.info("user model %s: %d classes, input %d px, mean %s std %s", spec, k, size, mean, std)
     return clf
 
