@@ -55,12 +55,15 @@ def user_model(tmp_path_factory):
     clf = Classifier(net, input_size=(32, 32))
     ds = ImageFolderDataset(str(flat), size=32)
     with torch.no_grad():
-        preds = clf(torch.stack([x for x, _ in ds.items])).argmax(1).tolist()
+        preds = clf(torch.stack([ds[i][0] for i in range(len(ds))])).argmax(1).tolist()
     folder = root / "images"
     for c in range(3):
         (folder / f"c{c}").mkdir(parents=True)
-    for path, p in zip(ds.kept_paths, preds, strict=True):
+    for path, p in zip(ds.paths, preds, strict=True):
         os.replace(path, folder / f"c{p}" / os.path.basename(path))  # labels = the model's predictions
+    # an unnamed model labels sub-folders by alphabetical index of the non-empty ones: a label map keeps
+    # c<k> -> k when a class has no image
+    (root / "labels.yaml").write_text("".join(f"c{p}: {p}\n" for p in sorted(set(preds))))
     return root
 
 
@@ -97,7 +100,8 @@ def test_cli_attacks_user_model_on_user_folder(user_model, tmp_path, capsys):
         "attack",
         "--model", f"{user_model}/mynet.py:resnet", "--weights", str(user_model / "w.pt"),
         "--num-classes", "3", "--input-size", "32", "--images", str(user_model / "images"),
-        "--interpreter", "grad,cam", "--limit", "2", "--steps-scale", "0.05", "--set", "linf.grad.n_total=4",
+        "--labels", str(user_model / "labels.yaml"), "--interpreter", "grad,cam", "--limit", "2",
+        "--steps-scale", "0.05", "--set", "linf.grad.n_total=4",
         "--out", out, "--quiet",
     ]  # fmt: skip
     assert main(argv) == 0
@@ -107,7 +111,7 @@ def test_cli_attacks_user_model_on_user_folder(user_model, tmp_path, capsys):
     assert cfg["preset"] == "generic-small" and cfg["steps_scale"] == 0.05 and cfg["input_size"] == 32
     manifest = json.load(open(os.path.join(out, "manifest.json")))
     assert manifest["images"] == 2 and manifest["model"] == "mynet-resnet"
-    assert manifest["classes"] == ["c0", "c1", "c2"]  # the folder's class names
+    assert manifest["classes"] == ["0", "1", "2"]  # an unnamed model's classes
     rows = list(csv.DictReader(open(os.path.join(out, "summary.csv"))))
     assert {(r["interpreter"], r["method"]) for r in rows} == {(i, m) for i in ("grad", "cam") for m in ("pgd", "adv2")}
     for r in rows:
@@ -176,5 +180,7 @@ def test_train_rts_refuses_a_dataset_of_other_classes(user_model, tmp_path, caps
             "--out", str(tmp_path / "r.pt")]  # fmt: skip
     assert main(argv) == 2  # scenes' 10 classes are not this model's 3
     assert "labels would mean other classes" in capsys.readouterr().err
-    assert main([*argv, "--images", str(user_model / "images"), "--quiet"]) == 0  # its own folder: c0, c1, c2
+    assert (
+        main([*argv, "--images", str(user_model / "images"), "--quiet"]) == 0
+    )  # its own folder (labelled by sub-folder)
     assert torch.load(tmp_path / "r.pt", weights_only=True)["meta"]["input_size"] == [32, 32]

@@ -56,3 +56,13 @@ def degenerate_report(rows: list[dict[str, Any]]) -> tuple[list[str], list[str]]
                 )
     footer = ["degenerate maps (constant or all-zero; map metrics exclude them): " + "; ".join(parts)]
     return footer, warnings
+
+
+def degenerate_html(rows: list[dict[str, Any]]) -> str:
+    """The counts and warnings of :func:`degenerate_report` as an HTML section body (empty if none)."""
+    import html
+
+    footer, warnings = degenerate_report(rows)
+    parts = [f"<p>{html.escape(line)}</p>" for line in footer]
+    parts += [f'<div class="warn">{html.escape(w)}</div>' for w in warnings]
+    return "\n".join(parts)
