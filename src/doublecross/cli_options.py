@@ -1,14 +1,13 @@
 """Command-line options shared by several sub-commands: your own model, and preset adjustments.
 
-Kept apart from ``cli.py`` so the sub-commands only call :func:`add_model_options` /
-:func:`model_options` and :func:`add_preset_options`.
+Kept apart from ``cli.py`` (and, like it, free of torch imports) so the sub-commands only call
+:func:`add_model_options` / :func:`model_options` and :func:`add_preset_options`.
 """
 
 from __future__ import annotations
 
 import argparse
-
-from .models.user import ModelOptions
+from typing import Any
 
 
 def add_model_options(s: argparse.ArgumentParser) -> None:
@@ -25,8 +24,10 @@ def add_model_options(s: argparse.ArgumentParser) -> None:
     )
 
 
-def model_options(args: argparse.Namespace) -> ModelOptions:
-    """The :class:`ModelOptions` of parsed :func:`add_model_options` flags."""
+def model_options(args: argparse.Namespace) -> Any:
+    """The :class:`~doublecross.models.user.ModelOptions` of parsed :func:`add_model_options` flags."""
+    from .models.user import ModelOptions  # lazily: `doublecross --help` must not load torch
+
     return ModelOptions(
         num_classes=args.num_classes,
         input_size=args.input_size,
