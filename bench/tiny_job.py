@@ -62,14 +62,15 @@ def main() -> None:
     a = p.parse_args()
     shutil.rmtree(a.out, ignore_errors=True)
     box = {"images": 0}
-    real_create = runner.create_model
+    attr = "build_model" if hasattr(runner, "build_model") else "create_model"  # the runner's model factory
+    real_create = getattr(runner, attr)
 
     def create(*args, **kw):  # type: ignore[no-untyped-def]
         m = real_create(*args, **kw)
         m.register_forward_hook(lambda _m, inp, _o: box.__setitem__("images", box["images"] + int(inp[0].shape[0])))
         return m
 
-    runner.create_model = create
+    setattr(runner, attr, create)
     units: dict[str, int] = {}
     for fname in ("_adv2_unit", "_baseline_unit"):
         real = getattr(runner, fname)

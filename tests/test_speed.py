@@ -15,11 +15,11 @@ from doublecross.attacks.mask_cost import bracket_step_size, recheck
 from doublecross.cli import main
 from doublecross.config import ConfigError
 from doublecross.experiments import chunking
-from doublecross.experiments.device import resolve_device
 from doublecross.experiments.job import JobConfig
 from doublecross.experiments.runner import run_job
 from doublecross.experiments.store import ResultStore
 from doublecross.experiments.threads import DEFAULT_MAX, choose_threads, usable_cores
+from doublecross.experiments.validate import check_device
 from doublecross.interpreters import create_interpreter
 from doublecross.models import Classifier, create_model
 from doublecross.models.smooth import _SurrogateProduct, relu_surrogate_derivative
@@ -136,13 +136,13 @@ def test_max_memory_run_gives_the_same_results(tmp_path, preset):
 # device
 
 
-def test_resolve_device():
-    assert resolve_device("cpu") == torch.device("cpu")
+def test_check_device():
+    assert check_device("cpu") == torch.device("cpu")
     with pytest.raises(ConfigError, match="bogus"):
-        resolve_device("bogus")
+        check_device("bogus")
     if not torch.cuda.is_available():
         with pytest.raises(ConfigError, match="CUDA is not available"):
-            resolve_device("cuda")
+            check_device("cuda")
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the error without CUDA")

@@ -20,6 +20,7 @@ from typing import Any
 
 import torch
 
+from .. import progress
 from ..interpreters.base import Interpreter
 from ..models.wrapper import Classifier
 from . import ATTACKS
@@ -144,6 +145,7 @@ class Adv2PGD(Attack):
                     }
                 )
             v = th.project(x0, th.step(v.detach(), g, k))
+            progress.step()
         v = v.detach()
         self._exact_check(sel, interpreter, x0, v, t, target_map)
         self.evaluated = sel.evaluation(v)

@@ -27,6 +27,7 @@ from typing import Any
 
 import torch
 
+from .. import progress
 from ..interpreters.base import Interpreter
 from ..models.wrapper import Classifier
 from . import ATTACKS
@@ -98,6 +99,7 @@ class Adv2Bilevel(Attack):
             r = r.detach()
             if self.history_every and i % self.history_every == 0:
                 history.append({"step": i, "int": float(dist.detach().mean()) if dist is not None else 0.0})
+            progress.step()
         self._reset(interpreter, sel, x0, r, t, target_map, gen)
         if exact:
             self.evaluated = sel.evaluation(r)

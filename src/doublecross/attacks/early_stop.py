@@ -17,6 +17,8 @@ from typing import Any
 
 import torch
 
+from .. import progress
+
 
 def prediction_steps(
     attack: Any,
@@ -40,6 +42,7 @@ def prediction_steps(
             loss = (w * loss_fn(model(th.apply(x0, v)), t) + th.penalty(v)).sum()
             (g,) = torch.autograd.grad(loss, v)
             v = th.project(x0, th.step(v.detach(), g, k))
+            progress.step()
         return v.detach()
     active = torch.ones(len(x0), dtype=torch.bool, device=x0.device)
     shape = (-1,) + (1,) * (v.dim() - 1)
@@ -47,6 +50,7 @@ def prediction_steps(
     for k in range(steps):
         idx = active.nonzero().flatten()
         if len(idx) == 0:
+            progress.step(steps - k)  # the skipped steps still count for the progress bar
             break
         vs = v[idx].requires_grad_(True)
         logits = model(th.apply(x0[idx], vs))
@@ -58,4 +62,5 @@ def prediction_steps(
         moving[idx] = ~done
         v = torch.where(moving.view(shape), th.project(x0, th.step(v, g, k)), v)
         active = moving
+        progress.step()
     return v.detach()

@@ -1,7 +1,8 @@
 """The main job: baseline and ADV² attacks against each interpreter on a set of images, stored and reported.
 
 Flow: resolve the config -> load model and data -> attack set (correctly classified images,
-in dataset order) -> seeded target classes -> per batch and threat: one baseline unit (PGD or
+class-balanced seeded draw, ``selection.py``)
+-> seeded target classes -> per batch and threat: one baseline unit (PGD or
 regular StAdv; its image serves every interpreter) and one ADV² unit per interpreter -> result
 store -> summary, table, grids, HTML. Units are named ``<baseline>`` and ``<adv2_name>-<interp>``
 (``pgd``, ``adv2-cam``, ``stadv``, ``adv2-stadv-cam``).
@@ -20,24 +21,28 @@ from dataclasses import replace
 from typing import Any
 
 import torch
-import yaml
-from tqdm import tqdm
 
 from .. import __version__
 from ..attacks import ATTACKS
+from ..attacks.base import check_extra_terms
 from ..attacks.presets import load_attack_preset
-from ..config import ConfigError, to_dict
+from ..config import ConfigError
 from ..data import create_dataset
 from ..data.targets import random_target_classes, shape_maps
 from ..interpreters import create_interpreter
 from ..interpreters.faithfulness import topk_mask_iou
 from ..metrics import map_metrics, target_confidence
-from ..models.zoo import create_model
+from ..metrics.maps import is_degenerate
+from ..models.user import ModelOptions, build_model
 from .chunking import attack_in_chunks, explain_in_chunks, image_bytes, plan_chunk
-from .device import resolve_device
 from .job import JobConfig
+from .progress_bars import JobProgress
+from .provenance import resolve_provenance
+from .rundir import check_out_dir, check_threads, open_run_dir
+from .selection import select_attack_set
 from .store import ResultStore
 from .threads import choose_threads
+from .validate import check_device
 
 log = logging.getLogger(__name__)
 
@@ -55,49 +60,40 @@ def git_revision() -> str:
         return "unknown"
 
 
-def prepare_run_dir(out: str, cfg: JobConfig, resume: bool) -> None:
-    """Create ``out`` (refusing to reuse one silently) or check it matches ``cfg`` on resume."""
-    cfg_path = os.path.join(out, "config.yaml")
-    if os.path.exists(out) and os.listdir(out):
-        if not resume:
-            raise FileExistsError(f"run directory {out} exists; pass --resume to continue it or choose another --out")
-        if not os.path.isfile(cfg_path):
-            raise FileExistsError(f"{out} is not a doublecross run directory (no config.yaml)")
-        with open(cfg_path) as fh:
-            saved = {**to_dict(JobConfig()), **yaml.safe_load(fh)}  # fields added since the run: defaults
-        if saved != to_dict(cfg):
-            diff = sorted(k for k in set(saved) | set(to_dict(cfg)) if saved.get(k) != to_dict(cfg).get(k))
-            raise ConfigError(f"cannot resume {out}: the configuration differs in {diff}")
-        return
-    os.makedirs(out, exist_ok=True)
-    with open(cfg_path, "w") as fh:
-        yaml.safe_dump(to_dict(cfg), fh, sort_keys=False)
+def attack_set(
+    cfg: JobConfig, model: Any, dataset: Any = None
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None, list[str]]:
+    """``limit`` correctly classified images, class-balanced and seeded (spec §1.4; ``selection.py``).
+
+    Returns (x, y, object masks or None, class names). ``dataset`` (items ``(x, y[, mask])``)
+    replaces ``cfg.images``/``cfg.dataset``.
+    """
+    return attack_set_with_indices(cfg, model, dataset)[:4]  # type: ignore[return-value]
 
 
-def attack_set(cfg: JobConfig, model: Any) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None, list[str]]:
-    """The first ``limit`` correctly classified images: (x, y, object masks or None, class names)."""
-    if cfg.images:
-        ds = create_dataset("folder", root=cfg.images, image_size=(model.input_size or (224, 224))[0])
-    else:
-        ds = create_dataset(cfg.dataset, split="test")
-    xs, ys, ms = [], [], []
-    for i in range(len(ds)):
-        item = ds[i]
-        x = item[0][None]
-        with torch.no_grad():
-            pred = int(model(x.to(model.mean.device)).argmax(1))
-        y = int(item[1]) if int(item[1]) >= 0 else pred  # unlabelled images: the prediction is the label
-        if pred == y:
-            xs.append(item[0])
-            ys.append(y)
-            ms.append(item[2] if len(item) > 2 else None)
-        if len(xs) == cfg.limit:
-            break
-    if not xs:
-        raise ValueError("no correctly classified image to attack")
+def attack_set_with_indices(
+    cfg: JobConfig, model: Any, dataset: Any = None
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None, list[str], list[int]]:
+    """:func:`attack_set` plus the dataset indices of the chosen images (unreadable files skipped)."""
+    if dataset is not None:
+        ds = dataset
+    elif cfg.images:
+        size = (model.input_size or (224, 224))[0]
+        classes = list(model.classes) if model.classes else None
+        ds = create_dataset("folder", root=cfg.images, image_size=size, class_names=classes, labels=cfg.labels)
+    else:  # at the model's input size (fashion-mnist refuses any but 32 px)
+        size = {"image_size": model.input_size[0]} if model.input_size is not None else {}
+        ds = create_dataset(cfg.dataset, split="test", **size)
+    chosen = select_attack_set(ds, model, cfg.limit, cfg.seed, cfg.selection, batch_size=cfg.batch_size)
+    items = [ds[i] for i, _ in chosen]
+    ms = [it[2] if len(it) > 2 else None for it in items]
     masks = torch.stack(ms) if all(m is not None for m in ms) else None
-    names = list(model.classes) if model.classes else [str(i) for i in range(model.num_classes)]
-    return torch.stack(xs), torch.tensor(ys), masks, names
+    names = list(model.classes) if model.classes else [str(i) for i in range(_num_classes(model, items[0][0]))]
+    ds_classes = list(getattr(ds, "classes", None) or [])
+    if not model.classes and len(ds_classes) == len(names):
+        names = ds_classes  # a model without class names, on a labelled folder: the folder's names
+    indices = [i for i, _ in chosen]
+    return torch.stack([it[0] for it in items]), torch.tensor([y for _, y in chosen]), masks, names, indices
 
 
 def target_maps(
@@ -131,44 +127,106 @@ def run_job(
     out: str,
     resume: bool = False,
     progress: bool | None = None,
+    model: Any = None,
+    dataset: Any = None,
+    targets: Any = None,
     threads: int | None = None,
     max_memory: float | None = None,
 ) -> dict[str, Any]:
     """Run (or resume) the attack job into ``out``; return the manifest.
 
-    ``threads``: torch threads for the run (``experiments.threads.choose_threads``; restored after).
-    ``max_memory``: GB a batch may use; larger batches run in chunks (``experiments.chunking``).
-    Neither changes the results, so neither is part of ``cfg``.
+    Everything that can be checked is checked before the run directory is created (device,
+    preset, interpreters); a fresh run that fails before its first unit leaves no directory.
+    The directory is locked while the job runs (a second process refuses), and a resume is
+    refused when the configuration, the preset's contents, the weights or the images changed.
+
+    Args:
+        cfg: the job (``cfg.model`` is only a label when ``model`` is given).
+        out: the run directory.
+        resume: continue an interrupted run in ``out``.
+        progress: show progress bars (default: when stderr is a terminal).
+        model: a ready :class:`Classifier` to attack instead of building ``cfg.model``.
+        dataset: a dataset of ``(x (3, H, W) in [0, 1], label[, mask])`` to draw the attack set
+            from instead of ``cfg.images``/``cfg.dataset`` (label -1: use the prediction).
+        targets: target classes: ``None`` (seeded uniform over the other classes, spec §1.4), one
+            class index for every image, or a callable ``(y, num_classes, generator) -> t``.
+        threads: torch threads for the run (``experiments.threads.choose_threads``; restored after).
+        max_memory: GB the process may use; larger batches run in chunks (``experiments.chunking``).
+            Neither changes the results, so neither is part of ``cfg``.
     """
-    n_threads, threads_source = choose_threads(threads)
-    device = resolve_device(cfg.device)  # before the run directory is created
-    if max_memory is not None and not max_memory > 0:
-        raise ValueError(f"max_memory must be a positive number of GB, got {max_memory!r}")
-    prepare_run_dir(out, cfg, resume)
-    threads_before = torch.get_num_threads()
-    torch.set_num_threads(n_threads)
     show = sys.stderr.isatty() if progress is None else progress
     t_start = time.time()
-    torch.manual_seed(cfg.seed)
-    preset = load_attack_preset(cfg.preset)
+    n_threads, threads_source = choose_threads(threads)
+    if max_memory is not None and not max_memory > 0:
+        raise ValueError(f"max_memory must be a positive number of GB, got {max_memory!r}")
+    check_out_dir(out)  # a file as --out, before anything slower
+    device = check_device(cfg.device)
+    preset = load_attack_preset(cfg.preset, cfg.overrides, cfg.steps_scale)
     if not cfg.threats or not cfg.interpreters:
         raise ConfigError("the attack job needs at least one threat and one interpreter")
     for name in cfg.threats:
         preset.for_threat(name)  # every requested threat is covered before any work starts
         for iname in cfg.interpreters:
             preset.for_threat(name).for_interpreter(iname)
-    model = create_model(cfg.model, weights=cfg.weights).to(device)
-    x_all, y_all, m_all, names = attack_set(cfg, model)
+    rts_weights = cfg.rts_weights or preset.interpreter_options.get("rts", {}).get("weights")
+    threads_before = torch.get_num_threads()
+    torch.set_num_threads(n_threads)
+    try:
+        with open_run_dir(out, cfg, resume, resolve_provenance(cfg, rts_weights)):
+            return _run_locked(
+                cfg, out, preset, device, show, t_start, model, dataset, targets, max_memory, threads_source
+            )
+    finally:
+        torch.set_num_threads(threads_before)
+
+
+def _run_locked(
+    cfg: JobConfig,
+    out: str,
+    preset: Any,
+    device: torch.device,
+    show: bool,
+    t_start: float,
+    model: Any = None,
+    dataset: Any = None,
+    targets: Any = None,
+    max_memory: float | None = None,
+    threads_source: str = "",
+) -> dict[str, Any]:
+    torch.manual_seed(cfg.seed)
+    if model is None:
+        options = ModelOptions(cfg.num_classes, cfg.input_size, cfg.mean, cfg.std, cfg.normalise)
+        model = build_model(cfg.model, weights=cfg.weights, options=options)
+    model = model.to(device)
+    x_all, y_all, m_all, names, indices = attack_set_with_indices(cfg, model, dataset)
     gen = torch.Generator().manual_seed(cfg.seed)
-    t_all = random_target_classes(y_all, model.num_classes, gen)
-    interps = {n: create_interpreter(n, model, **preset.interpreter_options.get(n, {})) for n in cfg.interpreters}
+    t_all = _targets(targets, y_all, _num_classes(model, x_all[0]), gen)
+    options = {n: dict(preset.interpreter_options.get(n, {})) for n in cfg.interpreters}
+    if cfg.rts_weights and "rts" in options:
+        options["rts"]["weights"] = cfg.rts_weights
+    interps = {n: create_interpreter(n, model, **options[n]) for n in cfg.interpreters}
+    for tname in cfg.threats:
+        for iname, interp in interps.items():
+            try:
+                check_extra_terms(preset.for_threat(tname).for_interpreter(iname), interp)
+            except ValueError as e:
+                raise ConfigError(f"preset {cfg.preset}.{tname}.{iname}.{e}") from None
     store = ResultStore(os.path.join(out, "results.sqlite"))
+    done_threads = [i["threads"] for i in store.unit_infos().values() if "threads" in i]
+    check_threads(done_threads, torch.get_num_threads(), out)
     per_image = {}  # bytes one image's graph needs, per interpreter (None: the baseline), for max_memory
     if max_memory is not None:
         x1, t1 = x_all[:1].to(device), t_all[:1].to(device)
         per_image = {n: image_bytes(model, interps.get(n), x1, t1) for n in [None, *interps]}
     n_batches = -(-len(x_all) // cfg.batch_size)
-    bar = tqdm(total=n_batches * len(cfg.threats) * (1 + len(interps)), disable=not show, desc="attack")
+    units = [
+        (b, tname, unit)
+        for b in range(n_batches)
+        for tname in cfg.threats
+        for unit in [preset.for_threat(tname).create_threat().baseline]
+        + [f"{preset.for_threat(tname).create_threat().adv2_name}-{n}" for n in interps]
+    ]
+    bars = JobProgress(len(units), sum(store.done(b, u) for b, _, u in units), show)
     try:
         for b in range(n_batches):
             sl = slice(b * cfg.batch_size, (b + 1) * cfg.batch_size)
@@ -178,43 +236,41 @@ def run_job(
             for tname in cfg.threats:
                 settings = preset.for_threat(tname)
                 threat = settings.create_threat()
+                base_steps = settings.baseline.n_warm + settings.baseline.n_total
                 if not store.done(b, threat.baseline):
-                    bar.set_postfix(unit=threat.baseline, batch=b)
                     chunk = plan_chunk(len(x), max_memory, per_image.get(None, 1), device)
                     base_cfg = replace(settings.baseline, early_stop=cfg.early_stop)
-                    _baseline_unit(store, b, model, threat, base_cfg, x, y, t, cfg, chunk)
-                bar.update(1)
-                bar.update(1)
+                    with bars.unit(f"batch {b} {threat.baseline}", base_steps):
+                        _baseline_unit(store, b, model, threat, base_cfg, x, y, t, cfg, chunk)
                 for name, interp in interps.items():
                     unit = f"{threat.adv2_name}-{name}"
                     if not store.done(b, unit):
-                        bar.set_postfix(unit=unit, batch=b)
                         unit_gen = torch.Generator().manual_seed(cfg.seed * 1000 + b)
                         acfg = replace(settings.for_interpreter(name), early_stop=cfg.early_stop)
-                        _adv2_unit(
-                            store,
-                            b,
-                            unit,
-                            model,
-                            interp,
-                            settings.create_threat(acfg),
-                            acfg,
-                            x,
-                            y,
-                            t,
-                            masks,
-                            (x_all, y_all),
-                            cfg,
-                            unit_gen,
-                            benign_maps,
-                            plan_chunk(len(x), max_memory, per_image.get(name, 1), device),
-                        )
-                    bar.update(1)
+                        with bars.unit(f"batch {b} {unit}", acfg.n_warm + acfg.n_total):
+                            _adv2_unit(
+                                store,
+                                b,
+                                unit,
+                                model,
+                                interp,
+                                settings.create_threat(acfg),
+                                acfg,
+                                x,
+                                y,
+                                t,
+                                masks,
+                                (x_all, y_all),
+                                cfg,
+                                unit_gen,
+                                benign_maps,
+                                plan_chunk(len(x), max_memory, per_image.get(name, 1), device),
+                            )
     finally:
-        bar.close()
+        bars.close()
         seconds = store.unit_seconds()
+        threads = sorted({i["threads"] for i in store.unit_infos().values() if "threads" in i})
         store.close()
-        torch.set_num_threads(threads_before)
     manifest = {
         "seed": cfg.seed,
         "doublecross": __version__,
@@ -223,9 +279,13 @@ def run_job(
         "platform": platform.platform(),
         "git_revision": git_revision(),
         "device": str(device),
-        "threads": n_threads,
+        "threads": torch.get_num_threads(),
         "threads_source": threads_source,
+        "unit_threads": threads,
         "images": len(x_all),
+        "model": getattr(model, "name", cfg.model),
+        "attack_indices": indices,
+        "selection": cfg.selection,
         "classes": names,
         "wall_time_s": round(time.time() - t_start, 2),
         "unit_seconds": seconds,
@@ -235,6 +295,34 @@ def run_job(
     with open(os.path.join(out, "manifest.json"), "w") as fh:
         json.dump(manifest, fh, indent=2)
     return manifest
+
+
+def _num_classes(model: Any, x: torch.Tensor) -> int:
+    """C of the model: its own count, else the width of its logits on one image ``x`` (3, H, W)."""
+    if model.num_classes is not None:
+        return int(model.num_classes)
+    with torch.no_grad():
+        return int(model(x[None].to(model.mean.device)).shape[1])
+
+
+def _targets(targets: Any, y: torch.Tensor, num_classes: int, gen: torch.Generator) -> torch.Tensor:
+    """Target classes: seeded uniform over the others (§1.4), one fixed class, or a user callable."""
+    if targets is None:
+        return random_target_classes(y, num_classes, gen)
+    if callable(targets):
+        t = torch.as_tensor(targets(y, num_classes, gen), dtype=torch.long)
+    else:
+        t = torch.full_like(y, int(targets))
+    if t.shape != y.shape or (t < 0).any() or (t >= num_classes).any() or (t == y).any():
+        raise ValueError(
+            f"targets must be (N,) = {tuple(y.shape)} classes in [0, {num_classes}) different from the labels"
+        )
+    return t
+
+
+def _unit_info(x: torch.Tensor) -> dict[str, Any]:
+    """What a unit's numbers depend on beyond the config: the thread count (MASK/RTS images change with it)."""
+    return {"threads": torch.get_num_threads(), "device": str(x.device)}
 
 
 def _size_metrics(size: dict[str, torch.Tensor], i: int) -> dict[str, float]:
@@ -276,7 +364,9 @@ def _baseline_unit(
     ]
     arrays = {"x": res.x_adv, "magnitude": threat.magnitude(res.perturbation)}
     arrays.update({f"size_{k}": v for k, v in res.size.items()})
-    store.write_unit(b, threat.baseline, time.time() - t0, rows, {k: v.float().cpu() for k, v in arrays.items()})
+    store.write_unit(
+        b, threat.baseline, time.time() - t0, rows, {k: v.float().cpu() for k, v in arrays.items()}, _unit_info(x)
+    )
 
 
 def _adv2_unit(
@@ -317,6 +407,7 @@ def _adv2_unit(
     base_size = {k: store.array(b, threat.baseline, f"size_{k}") for k in res.size}
     base_ev = explain_in_chunks(interp, x_base, t, chunk)
     base_success = attack.is_success(base_ev.logits, t)
+    deg_benign, deg_target = is_degenerate(benign_map), is_degenerate(m_t)
     rows = []
     for method, amap, logits, success, size in (
         (threat.baseline, base_ev.map, base_ev.logits, base_success, base_size),
@@ -329,6 +420,7 @@ def _adv2_unit(
             )
         conf = target_confidence(logits, t)
         gt = topk_mask_iou(amap.cpu(), masks) if masks is not None else None  # masks stay on the CPU
+        deg = is_degenerate(amap)
         for i in range(len(x)):
             m = {k: float(v[i]) for k, v in mets.items()}
             m.update(
@@ -339,6 +431,9 @@ def _adv2_unit(
                     "target": int(t[i]),
                     "pred": int(logits[i].argmax()),
                     **_size_metrics(size, i),
+                    "degenerate": bool(deg[i]),
+                    "benign_degenerate": bool(deg_benign[i]),
+                    "target_degenerate": bool(deg_target[i]),
                 }
             )
             if gt is not None:
@@ -353,4 +448,4 @@ def _adv2_unit(
         "adv_x": res.x_adv,
         "adv_magnitude": threat.magnitude(res.perturbation),
     }
-    store.write_unit(b, unit, time.time() - t0, rows, {k: v.float().cpu() for k, v in arrays.items()})
+    store.write_unit(b, unit, time.time() - t0, rows, {k: v.float().cpu() for k, v in arrays.items()}, _unit_info(x))
