@@ -76,6 +76,8 @@ def test_run_records_its_threads_and_restores_torch(tmp_path, preset):
     assert (manifest["threads"], manifest["threads_source"]) == (1, "--threads")
     assert json.load(open(tmp_path / "run" / "manifest.json"))["threads"] == 1
     assert torch.get_num_threads() == before
+    manifest = run_job(cfg, str(tmp_path / "run2"), progress=False)  # Python callers keep their own setting
+    assert (manifest["threads"], manifest["threads_source"]) == (before, "caller")
 
 
 # chunking
@@ -267,7 +269,7 @@ def test_surrogate_product_gradients():
 # CLI
 
 
-def test_cli_threads_memory_and_early_stop(tmp_path, preset, capsys):
+def test_cli_threads_memory_and_early_stop(tmp_path, preset, capsys, monkeypatch):
     out = str(tmp_path / "cli")
     argv = ["attack", "--interpreter", "cam", "--limit", "2", "--preset", preset, "--quiet"]
     with pytest.raises(SystemExit):
@@ -275,6 +277,10 @@ def test_cli_threads_memory_and_early_stop(tmp_path, preset, capsys):
     assert "positive integer" in capsys.readouterr().err
     assert main(argv + ["--threads", "1", "--max-memory", "64", "--early-stop", "--out", out]) == 0
     assert json.load(open(os.path.join(out, "manifest.json")))["threads"] == 1
+    out2 = str(tmp_path / "cli2")
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    assert main(argv + ["--out", out2]) == 0
+    assert json.load(open(os.path.join(out2, "manifest.json")))["threads_source"] == "OMP_NUM_THREADS"
     assert yaml.safe_load(open(os.path.join(out, "config.yaml")))["early_stop"] is True
 
 

@@ -271,7 +271,7 @@ def cmd_attack(args: argparse.Namespace) -> int:
         out,
         resume=args.resume,
         progress=False if args.quiet else None,
-        threads=args.threads,
+        threads=args.threads or "auto",
         max_memory=args.max_memory,
     )
     table, _ = build_report(out)  # class names come from the run's manifest

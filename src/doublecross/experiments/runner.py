@@ -130,7 +130,7 @@ def run_job(
     model: Any = None,
     dataset: Any = None,
     targets: Any = None,
-    threads: int | None = None,
+    threads: int | str | None = None,
     max_memory: float | None = None,
 ) -> dict[str, Any]:
     """Run (or resume) the attack job into ``out``; return the manifest.
@@ -150,13 +150,18 @@ def run_job(
             from instead of ``cfg.images``/``cfg.dataset`` (label -1: use the prediction).
         targets: target classes: ``None`` (seeded uniform over the other classes, spec §1.4), one
             class index for every image, or a callable ``(y, num_classes, generator) -> t``.
-        threads: torch threads for the run (``experiments.threads.choose_threads``; restored after).
+        threads: torch threads for the run: ``None`` keeps the caller's ``torch.get_num_threads()``;
+            a count, or ``"auto"`` for ``experiments.threads.choose_threads`` (the CLI's default:
+            ``$OMP_NUM_THREADS``, else min(cores, 2)); restored after the run.
         max_memory: GB the process may use; larger batches run in chunks (``experiments.chunking``).
             Neither changes the results, so neither is part of ``cfg``.
     """
     show = sys.stderr.isatty() if progress is None else progress
     t_start = time.time()
-    n_threads, threads_source = choose_threads(threads)
+    if threads is None:  # the caller's torch setting, untouched
+        n_threads, threads_source = torch.get_num_threads(), "caller"
+    else:
+        n_threads, threads_source = choose_threads(None if threads == "auto" else threads)
     if max_memory is not None and not max_memory > 0:
         raise ValueError(f"max_memory must be a positive number of GB, got {max_memory!r}")
     check_out_dir(out)  # a file as --out, before anything slower

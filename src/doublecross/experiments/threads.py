@@ -1,5 +1,8 @@
 """How many torch threads a local run uses (issue 15), chosen once per run and recorded in its manifest.
 
+``doublecross attack`` applies this rule; ``run_job`` called from Python keeps the caller's
+``torch.get_num_threads()`` unless given ``threads`` (a count or ``"auto"`` for this rule).
+
 Order: an explicit request (``--threads N``) wins; else ``OMP_NUM_THREADS`` when set (the user's
 machine-wide choice, which torch reads at start-up); else ``min(usable cores, DEFAULT_MAX)``, where
 the usable cores are the process's CPU affinity (taskset / cpuset aware). Small models at 64×64 gain
