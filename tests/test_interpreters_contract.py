@@ -17,6 +17,8 @@ def make(name, model):
     if name == "rts":  # an untrained masking network is enough for the contract
         torch.manual_seed(0)
         return RtsInterpreter(model, build_rts_net(model))
+    if name == "ensemble":  # GRAD's 16x16 map and CAM's 8x8 one (upsampled), side by side
+        return create_interpreter("ensemble", model, members="grad,cam")
     extra = {"perturbation": perturbation} if perturbation else {}
     return create_interpreter(name, model, **FAST.get(name, {}), **extra)
 
@@ -31,7 +33,7 @@ def _x(b=3, seed=0):
 
 
 def test_all_four_registered():
-    assert set(NAMES) == {"grad", "cam", "mask", "rts"}
+    assert set(NAMES) == {"grad", "cam", "mask", "rts", "ensemble"}
 
 
 @pytest.mark.parametrize("name", VARIANTS)
@@ -41,7 +43,9 @@ def test_shape_range_finite_and_native_size(name, model):
     h, w = interp.native_size(64, 64)
     assert out.map.shape == (3, 1, h, w) and out.logits.shape == (3, 10)
     assert torch.isfinite(out.map).all() and float(out.map.min()) >= 0 and float(out.map.max()) <= 1
-    expected = {"grad": (16, 16), "cam": (8, 8), "mask": (8, 8), "rts": (16, 16)}[name.partition(":")[0]]
+    expected = {"grad": (16, 16), "cam": (8, 8), "mask": (8, 8), "rts": (16, 16), "ensemble": (16, 32)}[
+        name.partition(":")[0]
+    ]
     assert (h, w) == expected
     torch.testing.assert_close(out.logits, model(_x()))
 

@@ -105,6 +105,10 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def cmd_train_rts(args: argparse.Namespace) -> int:
+    if args.aid:  # AID: harden an existing RTS (issue 13)
+        from .cli_defences import cmd_train_rts_aid
+
+        return cmd_train_rts_aid(args)
     from .data import create_dataset
     from .interpreters.rts_train import RtsTrainConfig, train_rts
     from .models.train import stack_dataset
@@ -295,6 +299,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--out", required=True, help="RTS checkpoint path to write")
     s.add_argument("--force", action="store_true", help="overwrite an existing checkpoint")
     s.add_argument("--quiet", action="store_true", help="no progress bar")
+    from .cli_defences import add_aid_arguments, add_commands
+
+    add_aid_arguments(s)
     s.set_defaults(func=cmd_train_rts)
 
     s = sub.add_parser("evaluate-interpreters", help="localisation of benign maps vs ground-truth masks (scenes)")
@@ -304,6 +311,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--mask-steps", type=int, default=300)
     s.add_argument("--batch-size", type=int, default=50)
     s.set_defaults(func=cmd_evaluate_interpreters)
+    add_commands(sub)  # detect, defend (issue 13)
     return p
 
 

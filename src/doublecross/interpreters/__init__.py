@@ -4,7 +4,7 @@ from ..registry import Registry
 
 INTERPRETERS: Registry = Registry("interpreter")
 
-from . import cam, grad, mask, rts  # noqa: E402,F401  (register)
+from . import cam, ensemble, grad, mask, rts  # noqa: E402,F401  (register)
 from .base import Interpretation, Interpreter, minmax_normalise  # noqa: E402
 
 
