@@ -126,7 +126,19 @@ def _aid(t: dict[str, Any], meta: dict[str, Any] | None) -> Section:
         f"Benign fidelity on the first {t['n_fidelity']} scenes test images: GT IoU change {t['gt_iou_change']:+.3f}.",
     ]
     if meta:
-        notes.append(f"Training: {meta}")
+        a = meta.get("aid") or {}
+        rounds = "; ".join(
+            f"round {r['round']}: ADV²-RTS {r['adv2_success']:.2f} / PGD {r['pgd_success']:.2f} success against the "
+            f"current RTS, pool {r['pool']}, L_RTS benign {r['loss_benign']:.2f} / adversarial "
+            f"{_f(r['loss_adversarial'], 2)}, {r['round_s']:.0f} s"
+            for r in meta.get("rounds") or []
+        )
+        notes.append(
+            f"Training ({meta['weights']}): {a.get('rounds')} rounds × {a.get('steps_per_round')} steps, batch "
+            f"{a.get('batch_size')} ({a.get('adv_fraction')} adversarial), {a.get('adv_per_round')} images attacked "
+            f"per round at {a.get('attack_scale')}× the preset's counts, lr {a.get('lr')}; "
+            f"{_f(meta.get('train_time_s'), 0)} s at {meta.get('threads')} thread(s) on a shared machine. {rounds}."
+        )
     return "Countermeasure: AID for RTS", notes, header, rows
 
 

@@ -17,6 +17,8 @@ Adaptive attack distance (``map_distance``), the ℓint of the ADV² loop:
 
 with λ_A the member's ``weights`` entry (default 1) and m_t^A the member's tile of the target
 montage. Member-specific attack terms (RTS's encoder CE) are forwarded as ``"<member>.<term>"``.
+ADV²'s per-sample selection of the best successful candidate compares whole montages (the unweighted
+mean of the members' squared distances).
 
 MASK as a member: with a graph, the first call runs MASK's own differentiable forward (a full run
 whose last ``unroll`` steps are unrolled); the ensemble then carries MASK's running mask and Adam
