@@ -34,10 +34,10 @@ def cmd_detect(args: argparse.Namespace) -> int:
     out = _out(args)
     with DefenceStore(os.path.join(out, "defences.sqlite")) as store:
         if args.detector == "squeeze":
-            run_squeeze(data, store, n_heldout=args.heldout)
+            run_squeeze(data, store, n_heldout=args.heldout or 200)
         else:
             layers = [n for n in args.layers.split(",") if n] if args.layers else None
-            run_lid(data, store, layers=layers, n_ref=args.heldout, seed=args.seed)
+            run_lid(data, store, layers=layers, n_ref=args.heldout or 100, seed=args.seed)
     return _finish(out)
 
 
@@ -134,7 +134,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--detector", required=True, choices=["squeeze", "lid"])
     s.add_argument("--run", required=True, help="run directory of `doublecross attack`")
     s.add_argument("--out", help="results folder (default RUN/defences)")
-    s.add_argument("--heldout", type=int, default=200, help="held-out benign images (squeeze) / LID references")
+    s.add_argument("--heldout", type=int, help="held-out benign images (squeeze, default 200) / LID references (100)")
     s.add_argument("--layers", help="LID: comma-separated module names (default: every block + the last linear)")
     s.add_argument("--seed", type=int, default=0)
     s.set_defaults(func=cmd_detect)

@@ -290,15 +290,16 @@ def run_aid(
     fx = torch.stack([it[0] for it in items])
     fy = torch.tensor([it[1] for it in items])
     fm = torch.stack([it[2] for it in items])
+    keys = {name: f"{name}:{path or 'embedded'}:steps{steps_scale:g}:fid{len(fx)}" for name, path in variants.items()}
     for name, path in variants.items():
-        if store.done("aid", name):
+        if store.done("aid", keys[name]):
             continue
         t0 = time.time()
         interp = create_interpreter("rts", data.model, weights=path)
         rec = {"weights": path or "embedded", **benign_fidelity(data.model, interp, fx, fy, fm)}
         rec["attack"] = attack_rts(data.model, interp, data.x, data.y, data.t, acfg, settings)
-        store.put("aid", name, rec, time.time() - t0)
-    before, after = store.get("aid", "before"), store.get("aid", "after")
+        store.put("aid", keys[name], rec, time.time() - t0)
+    before, after = store.get("aid", keys["before"]), store.get("aid", keys["after"])
     level = before["attack"]["history"][-1]["int"] if before["attack"]["history"] else float("nan")
     rows = []
     for name, rec in (("before", before), ("after", after)):
@@ -325,6 +326,7 @@ def run_aid(
         "attack_config": {"n_warm": acfg.n_warm, "n_total": acfg.n_total, "lam": acfg.lam, "extra": acfg.extra},
         "level": level,
         "gt_iou_change": after["gt_iou"] - before["gt_iou"],
+        "steps_scale": steps_scale,
     }
     store.put("aid", "table", table)
     return table

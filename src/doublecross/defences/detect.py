@@ -38,7 +38,8 @@ def run_squeeze(data: RunData, store: DefenceStore, n_heldout: int = 200, percen
     ``percentile``-th score), the second measures the false-positive rate.
     """
     names = list(squeeze.squeezers())
-    if not store.done("squeeze", "scores"):
+    key = f"scores:heldout{n_heldout}"
+    if not store.done("squeeze", key):
         t0 = time.time()
         xb, _ = data.heldout(n_heldout)
         half = len(xb) // 2
@@ -108,8 +109,9 @@ def run_lid(
         raise ValueError(f"LID needs more than k = {max(ks)} reference images, got {len(ref_x)}")
     ref_acts = lid.activations(data.model, ref_x, layers)
     train_img, test_img = _split_images(len(data.x), seed)
+    setting = f"ref{len(ref_x)}:seed{seed}:" + ",".join(layers)  # features depend on these
     for u in data.adversarial:
-        key = f"features:{u}"
+        key = f"features:{u}:{setting}"
         if store.done("lid", key):
             continue
         t0 = time.time()
@@ -130,10 +132,10 @@ def run_lid(
         store.put("lid", key, {"n": len(idx), "layers": layers}, time.time() - t0, arrays)
     feats: dict[str, dict[str, np.ndarray]] = {}
     for u in data.adversarial:
-        if store.get("lid", f"features:{u}").get("skipped"):
+        if store.get("lid", f"features:{u}:{setting}").get("skipped"):
             continue
         feats[u] = {
-            name: store.array("lid", f"features:{u}", name).numpy()
+            name: store.array("lid", f"features:{u}:{setting}", name).numpy()
             for name in [*(f"k{k}" for k in ks), "labels", "images"]
         }
     rows, detectors = [], {}

@@ -75,13 +75,14 @@ def run_ensemble(
     percentile: float = 95.0,
 ) -> dict[str, Any]:
     """Detection rates of PGD, single-interpreter ADV² and the adaptive ADV²; adaptive success and distances."""
-    exp = "ensemble-" + "+".join(members)
+    exp = "ensemble-" + "+".join(members) + (f"@steps{steps_scale:g}" if steps_scale != 1 else "")
     ens, settings = build_ensemble(data, members)
-    if not store.done(exp, "benign"):
+    bkey = f"benign:{n_heldout}"
+    if not store.done(exp, bkey):
         t0 = time.time()
         xb, _ = data.heldout(n_heldout)
         s, _ = scores_and_maps(ens, xb)
-        store.put(exp, "benign", {"n": len(xb)}, time.time() - t0, {"scores": s})
+        store.put(exp, bkey, {"n": len(xb)}, time.time() - t0, {"scores": s})
     with torch.no_grad():
         out = ens.explain(data.x, data.y)
     benign_maps = {n: m for n, m in ens.members_of(out.map).items()}
@@ -103,7 +104,7 @@ def run_ensemble(
     attack_seconds = store.seconds(exp, prefix="adaptive:")
     sets = {u: (data.adversarial[u], data.success[u]) for u in data.adversarial}
     sets["adaptive"] = (adv_x, adv_ok)
-    bscores = store.array(exp, "benign", "scores")
+    bscores = store.array(exp, bkey, "scores")
     half = len(bscores) // 2
     thr = benign_threshold(bscores[:half], percentile)
     rows = []
