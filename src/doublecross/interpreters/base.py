@@ -95,6 +95,8 @@ class Interpreter(nn.Module):
     attack_kind: str = "adv2"
     #: Whether ADV²'s loop feeds each step's returned state into the next call (a warm start).
     carries_state: bool = False
+    #: Names of the terms :meth:`attack_terms` returns (the keys an attack config's ``extra`` may weight).
+    attack_term_names: tuple[str, ...] = ()
 
     def __init__(self, model: Classifier) -> None:
         super().__init__()

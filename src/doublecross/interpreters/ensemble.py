@@ -124,6 +124,9 @@ class EnsembleInterpreter(Interpreter):
         exact = any(m.selection == "exact" for m in members.values())
         self.selection = "exact" if (has_mask or exact) else "cheap"
         self.carries_state = has_mask
+        self.attack_term_names = tuple(
+            f"{n}.{term}" for n, m in members.items() for term in getattr(m, "attack_term_names", ())
+        )
         self.eval()
 
     @property
