@@ -87,6 +87,7 @@ def add_aid_arguments(s: argparse.ArgumentParser) -> None:
     s.add_argument("--aid-images", type=int, default=32, help="AID: training images attacked per round")
     s.add_argument("--aid-scale", type=float, default=0.5, help="AID: scale of the preset's attack step counts")
     s.add_argument("--aid-preset", help="AID: attack preset generating the inputs (default: the model's)")
+    s.add_argument("--aid-lr", type=float, default=1e-4, help="AID: Adam learning rate of the fine-tuning")
 
 
 def cmd_train_rts_aid(args: argparse.Namespace) -> int:
@@ -107,6 +108,7 @@ def cmd_train_rts_aid(args: argparse.Namespace) -> int:
         batch_size=args.batch_size or 32,
         adv_per_round=args.aid_images,
         attack_scale=args.aid_scale,
+        lr=args.aid_lr,
         preset=args.aid_preset or model.name,
         seed=args.seed or 0,
     )
