@@ -23,7 +23,7 @@ def test_defence_commands_end_to_end(tmp_path, capsys):
     assert main([*args, "--aid-images", "4", "--aid-scale", "0.02", "--limit", "64", "--quiet"]) == 0
     assert main(["defend", "aid", "--run", run, "--rts", rts, "--fidelity", "20", "--steps-scale", "0.05"]) == 0
     md = open(os.path.join(run, "defences", "report.md")).read()
-    for title in ("feature squeezing", "LID", "ensemble interpretation (cam+rts)", "AID for RTS"):
+    for title in ("feature squeezing", "LID", "ensemble interpretation (cam+rts, attack steps ×0.05)", "AID for RTS"):
         assert title in md
     assert md.count("[our decision") >= 4
     assert os.path.isfile(os.path.join(run, "defences", "report.html"))

@@ -85,7 +85,8 @@ def _ensemble(name: str, t: dict[str, Any]) -> Section:
         f"{_f(t['seconds'], 0)} s at {t['threads']} thread(s) on a shared machine.",
         "Detection and distances over successful inputs; distances: member map for t vs the member's benign map.",
     ]
-    return f"Countermeasure: ensemble interpretation ({name})", notes, header, rows
+    title = name.replace("@steps", ", attack steps ×")
+    return f"Countermeasure: ensemble interpretation ({title})", notes, header, rows
 
 
 def _aid(t: dict[str, Any], meta: dict[str, Any] | None) -> Section:
