@@ -25,7 +25,7 @@ def test_defence_commands_end_to_end(tmp_path, capsys):
     md = open(os.path.join(run, "defences", "report.md")).read()
     for title in ("feature squeezing", "LID", "ensemble interpretation (cam+rts, attack steps ×0.05)", "AID for RTS"):
         assert title in md
-    assert md.count("[our decision") >= 4
+    assert md.count("[our decision") >= 3  # squeezing NLM mapping, ensemble, AID
     assert os.path.isfile(os.path.join(run, "defences", "report.html"))
     # resumable: a second call reuses the stored steps
     assert (
