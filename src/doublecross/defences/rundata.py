@@ -14,13 +14,14 @@ import dataclasses
 import os
 import sqlite3
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 import yaml
 
 from ..config import to_dict
+from ..data import create_dataset
 from ..experiments.job import JobConfig
-from ..experiments.runner import attack_set
 from ..experiments.store import ResultStore
 from ..models.zoo import create_model
 
@@ -33,7 +34,7 @@ class RunData:
         cfg: the run's resolved job config.
         model: the attacked classifier.
         x, y, t: benign images (N, 3, H, W), labels (N,), targets (N,) of the stored samples.
-        masks: ground-truth object masks (N, 1, H, W) where the dataset has them, else ``None``.
+        masks: ground-truth object masks (N, 1, H, W), or ``None`` (not read back from a run).
         adversarial: unit -> images (N, 3, H, W).
         success: unit -> (N,) bool, argmax z(x_adv) = t.
     """
@@ -49,17 +50,28 @@ class RunData:
     success: dict[str, torch.Tensor]
 
     def heldout(self, n: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """The ``n`` correctly classified images after the attack set (fewer if the source runs out).
+        """The first ``n`` correctly classified images of the run's source that are not in its attack set.
 
-        Shapes: -> (n', 3, H, W), (n',).
+        Attack-set images are recognised by content, so this holds for any attack-set selection
+        (first-correct or class-balanced). Shapes: -> (n', 3, H, W), (n',).
         """
-        wider = dataclasses.replace(self.cfg, limit=self.cfg.limit + n)
-        x, y, _, _ = attack_set(wider, self.model)
-        if len(x) <= self.cfg.limit:
-            raise ValueError(f"no held-out benign image: the source has only {len(x)} correctly classified images")
-        if not torch.equal(x[: len(self.x)], self.x):
-            raise ValueError("the run's attack set no longer matches its data source (images changed?)")
-        return x[self.cfg.limit :], y[self.cfg.limit :]
+        seen = {_digest(xi) for xi in self.x}
+        ds = _source(self.cfg, self.model)
+        xs, ys = [], []
+        for i in range(len(ds)):
+            item = ds[i]
+            if _digest(item[0]) in seen or int(item[1]) < 0:
+                continue
+            with torch.no_grad():
+                pred = int(self.model(item[0][None]).argmax(1))
+            if pred == int(item[1]):
+                xs.append(item[0])
+                ys.append(int(item[1]))
+            if len(xs) == n:
+                break
+        if not xs:
+            raise ValueError("no held-out benign image: every correctly classified image is in the attack set")
+        return torch.stack(xs), torch.tensor(ys)
 
     def successful(self, unit: str) -> torch.Tensor:
         """Successful adversarial images of ``unit``. -> (n_succ, 3, H, W)."""
@@ -74,8 +86,26 @@ def _units(path: str) -> list[str]:
         db.close()
 
 
+def _digest(x: torch.Tensor) -> bytes:
+    """Content key of an image on the 8-bit grid."""
+    return torch.round(x.float() * 255).to(torch.uint8).numpy().tobytes()
+
+
+def _source(cfg: JobConfig, model: Any) -> Any:
+    """The dataset the run drew its attack set from (test split, or the user's folder)."""
+    size = (model.input_size or (224, 224))[0]
+    if cfg.images:
+        classes = list(model.classes) if model.classes else None
+        return create_dataset("folder", root=cfg.images, image_size=size, class_names=classes)
+    return create_dataset(cfg.dataset, split="test", image_size=size)
+
+
 def load_run(run: str) -> RunData:
-    """Load a finished (or partly finished: complete batches only) attack run directory."""
+    """Load a finished (or partly finished: complete batches only) attack run directory.
+
+    The benign images come from the store (each ADV² unit keeps its batch's ``x``), labels and
+    targets from its sample rows, so nothing depends on re-drawing the attack set.
+    """
     cfg_path, db_path = os.path.join(run, "config.yaml"), os.path.join(run, "results.sqlite")
     if not (os.path.isfile(cfg_path) and os.path.isfile(db_path)):
         raise FileNotFoundError(f"{run} is not a doublecross attack run directory (config.yaml, results.sqlite)")
@@ -85,37 +115,35 @@ def load_run(run: str) -> RunData:
     cfg = JobConfig.from_dict({**to_dict(JobConfig()), **{k: v for k, v in saved.items() if k in known}})
     model = create_model(cfg.model, weights=cfg.weights).to(cfg.device)
     model.eval()
-    x_all, y_all, m_all, _ = attack_set(cfg, model)
     store = ResultStore(db_path)
     try:
         units = _units(db_path)
-        n_batches = -(-len(x_all) // cfg.batch_size)
-        complete = [b for b in range(n_batches) if all(store.done(b, u) for u in units)]
-        if not units or not complete:
-            raise ValueError(f"{run} holds no finished batch")
-        targets: dict[int, int] = {}
+        batches = sorted({b for b, _ in store.db.execute("SELECT batch, unit FROM units")})
+        complete = [b for b in batches if all(store.done(b, u) for u in units)]
+        benign_unit = next((u for u in units if u.startswith("adv2-")), None)
+        if not complete or benign_unit is None:
+            raise ValueError(f"{run} holds no finished batch with an ADV² unit")
+        rows: dict[int, dict[str, Any]] = {}
         for row in store.samples():
-            targets[row["idx"]] = row["target"]
+            rows[row["idx"]] = row
+        xs, idx = [], []
         adv: dict[str, list[torch.Tensor]] = {u: [] for u in units}
-        idx: list[int] = []
         for b in complete:
-            lo = b * cfg.batch_size
-            n = min(cfg.batch_size, len(x_all) - lo)
-            idx.extend(range(lo, lo + n))
+            xb = store.array(b, benign_unit, "x")
+            xs.append(xb)
+            idx.extend(range(b * cfg.batch_size, b * cfg.batch_size + len(xb)))
             for u in units:
-                name = "adv_x" if store.has_array(b, u, "adv_x") else "x"
-                adv[u].append(store.array(b, u, name))
+                adv[u].append(store.array(b, u, "adv_x" if store.has_array(b, u, "adv_x") else "x"))
     finally:
         store.close()
-    sel = torch.tensor(idx)
-    t = torch.tensor([targets[i] for i in idx])
+    y = torch.tensor([rows[i]["label"] for i in idx])
+    t = torch.tensor([rows[i]["target"] for i in idx])
     adversarial = {u: torch.cat(v).float() for u, v in adv.items()}
     success = {}
     with torch.no_grad():
         for u, xa in adversarial.items():
             success[u] = model(xa).argmax(1) == t
-    masks = m_all[sel] if m_all is not None else None
-    return RunData(run, cfg, model, x_all[sel], y_all[sel], t, masks, adversarial, success)
+    return RunData(run, cfg, model, torch.cat(xs).float(), y, t, None, adversarial, success)
 
 
 def baseline_units(data: RunData) -> list[str]:
