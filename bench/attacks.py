@@ -11,6 +11,7 @@ set-up and final evaluation cancel; medians over repeats. Prints the ratios the 
     wall time of the main job (--main-job)
 
     python bench/attacks.py [--batch 16] [--k 10] [--repeats 3] [--resnet50] [--main-job]
+    python bench/attacks.py --interpreters gradcam,gradcam++,input-x-grad,smoothgrad,ig   (only ADV²-X / PGD)
 """
 
 from __future__ import annotations
@@ -96,6 +97,19 @@ print(before, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
 """
 
 
+def _adv2_over_pgd(model, x, t, names: list[str], opts: dict, k: int, r: int) -> None:  # type: ignore[no-untyped-def]
+    """ADV²-X step / PGD step for interpreters with ``attack_kind == "adv2"`` (L∞, λ = 1, checks every 10)."""
+    print(f"batch {len(x)}, threads {torch.get_num_threads()}, k={k}, median of {r}")
+    pgd = step_cost(model, None, x, t, None, "pgd", k, r)
+    print(f"{'ratio':<40} {'measured':>9}")
+    for name in names:
+        interp = create_interpreter(name, model, **opts.get(name, {}))
+        m_t = interp.explain(x, t).map
+        cost = step_cost(model, interp, x, t, m_t, interp.attack_kind, k, r, lam=1.0, check_every=10)
+        print(f"{'ADV²-' + name + ' step / PGD step':<40} {cost / pgd:>9.2f}")
+    print(f"(PGD step {pgd * 1e3:.1f} ms at batch {len(x)})")
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--model", default="scenes-resnet")
@@ -104,6 +118,7 @@ def main() -> None:
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--resnet50", action="store_true", help="also measure peak memory of GRAD on ResNet-50 224²")
     p.add_argument("--main-job", action="store_true", help="also time `doublecross attack` (the main job)")
+    p.add_argument("--interpreters", help="only ADV²-X step / PGD step for these (comma-separated, preset options)")
     a = p.parse_args()
     torch.manual_seed(0)
     model = create_model(a.model)
@@ -111,6 +126,9 @@ def main() -> None:
     t = torch.randint(0, model.num_classes, (a.batch,))
     k, r = a.k, a.repeats
     opts = interpreter_defaults(a.model)  # the calibrated preset's settings (MASK blur and steps)
+    if a.interpreters:
+        _adv2_over_pgd(model, x, t, a.interpreters.split(","), opts, k, r)
+        return
     interps = {n: create_interpreter(n, model, **opts.get(n, {})) for n in ("cam", "grad", "rts", "mask")}
     maps = {n: i.explain(x, t).map for n, i in interps.items() if n != "mask"}
     maps["mask"] = torch.full((a.batch, 1, 8, 8), 0.5)

@@ -5,7 +5,9 @@ Columns: ``explain`` (evaluation map, no graph) and ``graph`` (forward with the 
 plus a backward of the map to the input), each divided by the time of one classifier
 forward + backward (loss.backward to the input) on the same batch.
 
-    python bench/interpreters.py [--model scenes-resnet] [--batch 16] [--repeats 5]
+    python bench/interpreters.py [--model scenes-resnet] [--batch 16] [--repeats 5] [--interpreters grad,ig]
+
+Interpreters other than MASK take the options of the model's calibrated preset (SmoothGrad's, IG's samples).
 """
 
 from __future__ import annotations
@@ -16,7 +18,8 @@ import torch
 import torch.nn.functional as F
 from _timing import median_time
 
-from doublecross.interpreters import create_interpreter
+from doublecross.attacks.presets import interpreter_defaults
+from doublecross.interpreters import INTERPRETERS, create_interpreter
 from doublecross.models import create_model
 
 
@@ -27,6 +30,7 @@ def main() -> None:
     p.add_argument("--size", type=int, default=64)
     p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--mask-steps", type=int, default=300)
+    p.add_argument("--interpreters", default=",".join(INTERPRETERS.names()), help="comma-separated (default: all)")
     args = p.parse_args()
     torch.manual_seed(0)
     model = create_model(args.model)
@@ -41,8 +45,9 @@ def main() -> None:
     print(f"model {args.model}, batch {args.batch}, {args.size}x{args.size}, threads {torch.get_num_threads()}")
     print(f"unit: one classifier forward+backward = {base * 1e3:.1f} ms (median of {args.repeats})")
     print(f"{'interpreter':<12} {'explain':>10} {'graph':>10}   (ratios to the unit)")
-    for name in ("grad", "cam", "rts", "mask"):
-        kw = {"steps": args.mask_steps} if name == "mask" else {}
+    opts = interpreter_defaults(args.model)
+    for name in args.interpreters.split(","):
+        kw = {"steps": args.mask_steps} if name == "mask" else opts.get(name, {})  # MASK: defaults, as before
         interp = create_interpreter(name, model, **kw)
         reps = max(1, args.repeats // 3) if name == "mask" else args.repeats
         ex = median_time(lambda interp=interp: interp.explain(x, t), reps)

@@ -7,9 +7,9 @@ from doublecross.interpreters import INTERPRETERS, create_interpreter
 from doublecross.interpreters.rts import RtsInterpreter, build_rts_net
 
 NAMES = INTERPRETERS.names()
-FAST = {"mask": {"steps": 3, "unroll": 2}}  # few steps: m stays inside (0, 1)
+FAST = {"mask": {"steps": 3, "unroll": 2}, "smoothgrad": {"samples": 3}, "ig": {"steps": 3}}  # few steps/samples
 # the contract also runs over MASK's other deletion baselines (name:perturbation)
-VARIANTS = [*NAMES, "mask:constant", "mask:noise"]
+VARIANTS = [*NAMES, "mask:constant", "mask:noise", "gradcam:-2", "gradcam++:-2", "ig:blur"]
 
 
 def make(name, model):
@@ -17,7 +17,13 @@ def make(name, model):
     if name == "rts":  # an untrained masking network is enough for the contract
         torch.manual_seed(0)
         return RtsInterpreter(model, build_rts_net(model))
-    extra = {"perturbation": perturbation} if perturbation else {}
+    extra = {}
+    if perturbation and name == "mask":
+        extra = {"perturbation": perturbation}
+    elif perturbation and name == "ig":
+        extra = {"baseline": perturbation}
+    elif perturbation:  # Grad-CAM at an earlier feature map
+        extra = {"layer": int(perturbation)}
     return create_interpreter(name, model, **FAST.get(name, {}), **extra)
 
 
@@ -30,8 +36,8 @@ def _x(b=3, seed=0):
     return torch.rand(b, 3, 64, 64, generator=torch.Generator().manual_seed(seed))
 
 
-def test_all_four_registered():
-    assert set(NAMES) == {"grad", "cam", "mask", "rts"}
+def test_all_registered():
+    assert set(NAMES) == {"grad", "cam", "mask", "rts", "gradcam", "gradcam++", "smoothgrad", "ig", "input-x-grad"}
 
 
 @pytest.mark.parametrize("name", VARIANTS)
@@ -41,7 +47,10 @@ def test_shape_range_finite_and_native_size(name, model):
     h, w = interp.native_size(64, 64)
     assert out.map.shape == (3, 1, h, w) and out.logits.shape == (3, 10)
     assert torch.isfinite(out.map).all() and float(out.map.min()) >= 0 and float(out.map.max()) <= 1
-    expected = {"grad": (16, 16), "cam": (8, 8), "mask": (8, 8), "rts": (16, 16)}[name.partition(":")[0]]
+    expected = {"grad": (16, 16), "cam": (8, 8), "mask": (8, 8), "rts": (16, 16), "gradcam": (8, 8)}
+    expected.update({"gradcam++": (8, 8), "smoothgrad": (16, 16), "ig": (16, 16), "input-x-grad": (16, 16)})
+    expected.update({"gradcam:-2": (16, 16), "gradcam++:-2": (16, 16)})
+    expected = expected.get(name, expected[name.partition(":")[0]])
     assert (h, w) == expected
     torch.testing.assert_close(out.logits, model(_x()))
 

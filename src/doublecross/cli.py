@@ -6,9 +6,11 @@ import argparse
 import logging
 import os
 import shlex
+import sqlite3
 import sys
 from collections.abc import Callable, Sequence
 
+from .cli_errors import error_text, interrupted_message
 from .config import ConfigError, load_preset_dict, preset_names
 from .data import DATASETS
 from .models.weights import WeightsError
@@ -96,7 +98,10 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     model = create_model(args.model, weights=args.weights)
     root = args.images if args.images else args.root
     dataset = "folder" if args.images else args.dataset
-    ds = create_dataset(dataset, split=args.split, root=root)
+    classes = list(model.classes) if model.classes else None
+    size = (model.input_size or (224, 224))[0]  # folder images at the model's input size (as the attack does)
+    extra = {"class_names": classes, "labels": args.labels, "image_size": size} if args.images else {}
+    ds = create_dataset(dataset, split=args.split, root=root, **extra)
     x, y = stack_dataset(ds, args.limit)
     if (y < 0).any():
         raise ConfigError("evaluate needs labelled images (one sub-folder per class)")
@@ -133,6 +138,7 @@ def cmd_train_rts(args: argparse.Namespace) -> int:
 
 def cmd_evaluate_interpreters(args: argparse.Namespace) -> int:
     import torch
+    from tqdm import tqdm
 
     from .attacks.presets import interpreter_defaults
     from .data import create_dataset
@@ -140,7 +146,9 @@ def cmd_evaluate_interpreters(args: argparse.Namespace) -> int:
     from .interpreters.faithfulness import evaluate_interpreters, foreground_masks
     from .models.train import stack_dataset
     from .models.zoo import create_model
+    from .progress import step_reporter
 
+    show = sys.stderr.isatty() and not args.quiet
     if args.dataset == "scenes":
         ds = create_dataset("scenes", split="test")
         n = min(args.limit, len(ds))
@@ -169,9 +177,11 @@ def cmd_evaluate_interpreters(args: argparse.Namespace) -> int:
             if name == "rts" and args.rts_weights:
                 kw["weights"] = args.rts_weights
             interps[name] = create_interpreter(name, model, **kw)
-        rows = evaluate_interpreters(
-            model, interps, x, y, masks, batch_size=args.batch_size, random_baseline=args.dataset != "scenes"
-        )
+        with tqdm(total=n * len(interps), desc=model_name, unit="img", leave=False, disable=not show) as bar:
+            with step_reporter(bar.update):
+                rows = evaluate_interpreters(
+                    model, interps, x, y, masks, batch_size=args.batch_size, random_baseline=args.dataset != "scenes"
+                )
         for row in rows:
             print(
                 f"{model_name:<16} {row['interpreter']:<12} {row['iou']:>7.3f} ± {row['iou_sem']:.3f} "
@@ -192,6 +202,7 @@ def cmd_attack(args: argparse.Namespace) -> int:
         "weights": args.weights,
         "dataset": args.dataset,
         "images": args.images,
+        "labels": args.labels,
         "limit": args.limit,
         "batch_size": args.batch_size,
         "seed": args.seed,
@@ -216,6 +227,7 @@ def cmd_attack(args: argparse.Namespace) -> int:
         overrides["model"] = load_attack_preset(args.preset).model  # the model the preset was calibrated for
     cfg = JobConfig.from_dict({k: v for k, v in overrides.items() if v is not None})
     out = args.out or os.path.join("runs", time.strftime("attack-%Y%m%d-%H%M%S"))
+    args.run_dir = out  # for the Ctrl-C message
     manifest = run_job(cfg, out, resume=args.resume, progress=False if args.quiet else None)
     table, _ = build_report(out)  # class names come from the run's manifest
     print(
@@ -267,7 +279,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--weights", help="weights file for the model")
     s.add_argument("--dataset", default="scenes", choices=DATASETS.names())
     s.add_argument("--root", help="dataset folder")
-    s.add_argument("--images", help="folder of labelled images (one sub-folder per class)")
+    s.add_argument("--images", help="folder of labelled images (one sub-folder per class, named as the class)")
+    s.add_argument("--labels", help="label map for --images: YAML/JSON 'sub-folder: class name or index' per line")
     s.add_argument("--split", default="test", choices=["train", "test"])
     s.add_argument("--limit", type=int)
     s.add_argument("--batch-size", type=int, default=256)
@@ -280,7 +293,12 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--weights", help="weights file for the model")
     s.add_argument("--dataset", choices=DATASETS.names(), help="default scenes (test split)")
     s.add_argument("--images", help="a folder of your images to attack instead of a dataset")
-    s.add_argument("--interpreter", action="append", help="grad, cam, mask, rts (repeat or comma-separate)")
+    s.add_argument("--labels", help="label map for --images: YAML/JSON 'sub-folder: class name or index' per line")
+    s.add_argument(
+        "--interpreter",
+        action="append",
+        help="grad, cam, mask, rts, gradcam, gradcam++, smoothgrad, ig, input-x-grad (repeat or comma-separate)",
+    )
     s.add_argument("--threat", action="append", help="linf (PGD, default), stadv (spatial flow), or both: linf,stadv")
     s.add_argument("--preset", help="attack preset (default scenes-resnet)")
     s.add_argument("--limit", type=int, help="number of correctly classified images (default 8)")
@@ -331,6 +349,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--limit", type=int, default=200)
     s.add_argument("--mask-steps", type=int, default=300)
     s.add_argument("--batch-size", type=int, default=50)
+    s.add_argument("--quiet", action="store_true", help="no progress bar")
     s.set_defaults(func=cmd_evaluate_interpreters)
     return p
 
@@ -343,8 +362,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     try:
         return int(args.func(args) or 0)
+    except KeyboardInterrupt:
+        print(interrupted_message(args, sys.argv[1:] if argv is None else list(argv)), file=sys.stderr)
+        return 130
     except (ConfigError, WeightsError, FileExistsError, FileNotFoundError, ValueError, TypeError) as e:
         print(f"doublecross: error: {e}", file=sys.stderr)
+        return 2
+    except (OSError, sqlite3.Error) as e:  # permissions, full disk, a corrupt results.sqlite: no traceback
+        print(f"doublecross: error: {error_text(e)}", file=sys.stderr)
         return 2
 
 

@@ -1,10 +1,18 @@
-"""Differentiable interpreters, registered by name (GRAD, CAM, MASK, RTS)."""
+"""Differentiable interpreters, registered by name.
+
+The paper's four (GRAD, CAM, MASK, RTS), then Grad-CAM, Grad-CAM++, SmoothGrad, IG and Input×Gradient.
+"""
 
 from ..registry import Registry
 
 INTERPRETERS: Registry = Registry("interpreter")
 
 from . import cam, grad, mask, rts  # noqa: E402,F401  (register)
+
+# isort: split
+from . import gradcam, ig, input_x_grad, smoothgrad  # noqa: E402,F401  (register, after the paper's four)
+
+# isort: split
 from .base import Interpretation, Interpreter, minmax_normalise  # noqa: E402
 
 

@@ -23,6 +23,7 @@ import math
 import torch
 import torch.nn.functional as F
 
+from .. import progress
 from ..metrics.maps import is_degenerate
 
 #: Pixel value (in [0, 1]) above which a Fashion-MNIST pixel counts as garment.
@@ -118,6 +119,7 @@ def evaluate_interpreters(
             ious.append(topk_mask_iou(maps, masks[i : i + batch_size]))
             hits.append(pointing_game(maps, masks[i : i + batch_size]))
             degenerate.append(is_degenerate(maps))
+            progress.step(len(maps))  # images done, for a caller's progress bar
         rows.append(_row(name, torch.cat(ious), torch.cat(hits), torch.cat(degenerate)))
     baselines = {"centre-blob": centred_blob(len(x), h, w)}
     if random_baseline:

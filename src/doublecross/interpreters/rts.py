@@ -23,6 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..models.arch_check import build_checked
 from ..models.checkpoint import load_checkpoint, save_checkpoint
 from ..models.weights import WeightsError, load_state_into
 from ..models.wrapper import Classifier
@@ -157,6 +158,7 @@ class RtsInterpreter(Interpreter):
     """
 
     name = "rts"
+    attack_term_names = ("encoder",)
 
     def __init__(self, model: Classifier, net: RTSNet, kappa: float = 0.0, normalise: str = "none") -> None:
         super().__init__(model)
@@ -209,7 +211,8 @@ def load_rts_net(path: str, model: Classifier) -> tuple[RTSNet, dict[str, Any]]:
             f"{path} was trained for encoder stages {meta['channels']} / {len(meta['classes'])} "
             f"classes, but {model.name} has {probe.channels} / {probe.num_classes}"
         )
-    net = RTSNet(meta["channels"], len(meta["classes"]), meta["widths"])
+    # shapes checked on the meta device first: a crafted file's "widths" cannot allocate gigabytes
+    net = build_checked(lambda: RTSNet(meta["channels"], len(meta["classes"]), meta["widths"]), {}, state, path)
     load_state_into(net, state, path)
     net.eval()
     for p in net.parameters():

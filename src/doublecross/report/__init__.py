@@ -6,11 +6,11 @@ import json
 import os
 from typing import Any
 
-import yaml
-
 from ..experiments.store import ResultStore
+from ..safe_yaml import load_yaml_file
 from .figures import grid_figure
 from .html import write_report
+from .safe_paths import output_path, safe_name
 from .tables import format_table, method_label, summarise, write_csv
 
 
@@ -31,7 +31,7 @@ def _grid_units(samples: list[dict[str, Any]], out: str) -> dict[tuple[str, str,
         if base is None:
             continue
         suffix = "" if adv == "adv2" else "_" + adv.removeprefix("adv2-")
-        found[(interp, base, adv, unit)] = os.path.join(out, f"grid_{interp}{suffix}.png")
+        found[(interp, base, adv, unit)] = output_path(out, safe_name(f"grid_{interp}{suffix}.png"))
     return found
 
 
@@ -41,11 +41,13 @@ def build_report(out: str, class_names: list[str] | None = None) -> tuple[str, l
     if os.path.isfile(os.path.join(out, "manifest.json")):
         with open(os.path.join(out, "manifest.json")) as fh:
             manifest = json.load(fh)
+    if not os.path.isfile(os.path.join(out, "results.sqlite")):
+        raise FileNotFoundError(f"{out} is not a run directory (no results.sqlite)")
     store = ResultStore(os.path.join(out, "results.sqlite"))
     try:
         samples = list(store.samples())
         rows = summarise(samples)
-        write_csv(rows, os.path.join(out, "summary.csv"))
+        write_csv(rows, output_path(out, "summary.csv"))
         table = format_table(rows)
         figures = {}
         names = class_names or manifest.get("classes") or []
@@ -83,10 +85,9 @@ def build_report(out: str, class_names: list[str] | None = None) -> tuple[str, l
             figures[f"{interp} — {method_label(adv)}"] = png
     finally:
         store.close()
-    with open(os.path.join(out, "config.yaml")) as fh:
-        config = yaml.safe_load(fh)
+    config = load_yaml_file(os.path.join(out, "config.yaml"))
     write_report(
-        os.path.join(out, "report.html"),
+        output_path(out, "report.html"),
         "doublecross: ADV² against interpreters",
         table,
         rows,
