@@ -11,21 +11,26 @@ import sys
 from collections.abc import Callable, Sequence
 
 from .cli_errors import error_text, interrupted_message
+from .cli_options import add_model_options, add_preset_options, model_options
 from .config import ConfigError, load_preset_dict, preset_names
-from .data import DATASETS
-from .models.weights import WeightsError
-from .models.zoo import ARCHITECTURES, MODELS, embedded_checkpoint
+from .lazy import LazyChoices
 
 log = logging.getLogger("doublecross")
 
 
-def _registries() -> dict[str, Callable[[], list[tuple[str, str]]]]:
-    from .attacks import ATTACKS
-    from .interpreters import INTERPRETERS
-    from .threats import THREATS
+# Registries load torch: the parser names them lazily so that ``doublecross --help`` stays fast.
+DATASET_NAMES = LazyChoices("doublecross.data", "DATASETS")
+ARCHITECTURE_NAMES = LazyChoices("doublecross.models.zoo", "ARCHITECTURES")
+TARGET_MAP_NAMES = LazyChoices("doublecross.data.targets", "TARGET_MAP_MODES")
+MODEL_HELP = (
+    "a model name (`doublecross list models`), a checkpoint path, or your own path/to/file.py:factory or "
+    "package.module:factory (loading it runs that code)"
+)
 
+
+def _registries() -> dict[str, Callable[[], list[tuple[str, str]]]]:
     def models() -> list[tuple[str, str]]:
-        import os
+        from .models.zoo import MODELS, embedded_checkpoint
 
         rows = []
         for e in MODELS.entries():
@@ -42,13 +47,19 @@ def _registries() -> dict[str, Callable[[], list[tuple[str, str]]]]:
 
     return {
         "models": models,
-        "architectures": lambda: [(e.name, e.summary) for e in ARCHITECTURES.entries()],
-        "datasets": lambda: [(e.name, e.summary) for e in DATASETS.entries()],
-        "interpreters": lambda: [(e.name, e.summary) for e in INTERPRETERS.entries()],
-        "attacks": lambda: [(e.name, e.summary) for e in ATTACKS.entries()],
-        "threats": lambda: [(e.name, e.summary) for e in THREATS.entries()],
+        "architectures": lambda: _entries("doublecross.models.zoo", "ARCHITECTURES"),
+        "datasets": lambda: _entries("doublecross.data", "DATASETS"),
+        "interpreters": lambda: _entries("doublecross.interpreters", "INTERPRETERS"),
+        "attacks": lambda: _entries("doublecross.attacks", "ATTACKS"),
+        "threats": lambda: _entries("doublecross.threats", "THREATS"),
         "presets": presets,
     }
+
+
+def _entries(module: str, registry: str) -> list[tuple[str, str]]:
+    import importlib
+
+    return [(e.name, e.summary) for e in getattr(importlib.import_module(module), registry).entries()]
 
 
 def cmd_list(args: argparse.Namespace) -> int:
@@ -71,15 +82,23 @@ def cmd_train(args: argparse.Namespace) -> int:
         "batch_size": args.batch_size,
         "lr": args.lr,
         "seed": args.seed,
-        "root": args.root,
+        "root": args.images or args.root,
         "init": args.init,
         "train_count": args.train_count,
+        "init_weights": args.init_weights,
+        "num_classes": args.num_classes,
+        "image_size": args.image_size,
+        "val_fraction": args.val_fraction,
     }
+    if args.images:
+        if args.dataset not in (None, "folder"):
+            raise ConfigError(f"--images trains on a folder; drop --dataset {args.dataset}")
+        overrides["dataset"] = "folder"
     if args.preset:
         cfg = TrainConfig.from_preset(args.preset, **overrides)
     else:
-        if not (args.model and args.dataset):
-            raise ConfigError("train needs --preset, or both --model and --dataset")
+        if not (args.model and overrides["dataset"]):
+            raise ConfigError("train needs --preset, or --model and --dataset (or --images DIR)")
         cfg = TrainConfig.from_dict({k: v for k, v in overrides.items() if v is not None})
     command = "doublecross " + " ".join(shlex.quote(a) for a in sys.argv[1:])
     meta = train(cfg, args.out, overwrite=args.force, progress=None if not args.quiet else False, command=command)
@@ -93,14 +112,16 @@ def cmd_train(args: argparse.Namespace) -> int:
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from .data import create_dataset
     from .models.train import accuracy, stack_dataset
-    from .models.zoo import create_model
+    from .models.user import build_model
 
-    model = create_model(args.model, weights=args.weights)
+    model = build_model(args.model, weights=args.weights, options=model_options(args))
     root = args.images if args.images else args.root
     dataset = "folder" if args.images else args.dataset
     classes = list(model.classes) if model.classes else None
     size = (model.input_size or (224, 224))[0]  # folder images at the model's input size (as the attack does)
     extra = {"class_names": classes, "labels": args.labels, "image_size": size} if args.images else {}
+    if dataset == "scenes" and model.input_size:
+        extra = {"image_size": size}  # scenes rendered at the model's size
     ds = create_dataset(dataset, split=args.split, root=root, **extra)
     x, y = stack_dataset(ds, args.limit)
     if (y < 0).any():
@@ -113,12 +134,20 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 def cmd_train_rts(args: argparse.Namespace) -> int:
     from .data import create_dataset
     from .interpreters.rts_train import RtsTrainConfig, train_rts
-    from .models.train import stack_dataset
-    from .models.zoo import create_model
+    from .models.train import check_label_space, predicted_labels, stack_dataset
+    from .models.user import build_model
 
-    model = create_model(args.model, weights=args.weights)
-    ds = create_dataset(args.dataset, split="train", root=args.root)
+    model = build_model(args.model, weights=args.weights, options=model_options(args))
+    size = (model.input_size or (224, 224))[0]  # RTS trains at the model's input size
+    if args.images:  # sub-folders labelled by the model's class names (folder.py), else unlabelled
+        classes = list(model.classes) if model.classes else None
+        ds = create_dataset("folder", root=args.images, image_size=size, class_names=classes)
+    else:
+        ds = create_dataset(args.dataset, split="train", root=args.root, image_size=size)
     x, y = stack_dataset(ds, args.limit)
+    if not args.images and (y >= 0).any():
+        check_label_space(model, getattr(ds, "classes", None), args.dataset)
+    y = predicted_labels(model, x, y)  # unlabelled images (-1): RTS learns the model's predicted class
     defaults = RtsTrainConfig()
     cfg = RtsTrainConfig(
         steps=args.steps or defaults.steps,
@@ -209,6 +238,11 @@ def cmd_attack(args: argparse.Namespace) -> int:
         "preset": args.preset,
         "target_map": args.target_map,
         "device": args.device,
+        "rts_weights": args.rts_weights,
+        "steps_scale": args.steps_scale,
+        "selection": args.selection,
+        "overrides": tuple(args.overrides) if args.overrides else None,
+        **_user_model_fields(args),
     }
     if args.interpreter:
         overrides["interpreters"] = tuple(n for part in args.interpreter for n in part.split(",") if n)
@@ -216,15 +250,18 @@ def cmd_attack(args: argparse.Namespace) -> int:
         from .threats import THREATS
 
         overrides["threats"] = tuple(THREATS.check(n) for part in args.threat for n in part.split(",") if n)
-    defaults = JobConfig()
-    if args.model and not args.preset and args.model != defaults.model:
-        raise ConfigError(
-            f"--model {args.model} needs a --preset (e.g. one of the attack presets in `doublecross list presets`)"
-        )
+    if args.model and not args.preset:  # a preset named after the model, else a generic one (attacks/generic.py)
+        from .attacks.generic import default_preset
+        from .models.user import declared_input_side
+
+        side = declared_input_side(args.model, args.weights, model_options(args))
+        overrides["preset"] = default_preset(args.model, side)
+        log.info("no --preset: using %s for %s", overrides["preset"], args.model)
     if args.preset and not args.model:
         from .attacks.presets import load_attack_preset
 
-        overrides["model"] = load_attack_preset(args.preset).model  # the model the preset was calibrated for
+        # the model the preset was calibrated for (generic presets name none: the default model)
+        overrides["model"] = load_attack_preset(args.preset).model or None
     cfg = JobConfig.from_dict({k: v for k, v in overrides.items() if v is not None})
     out = args.out or os.path.join("runs", time.strftime("attack-%Y%m%d-%H%M%S"))
     args.run_dir = out  # for the Ctrl-C message
@@ -237,6 +274,18 @@ def cmd_attack(args: argparse.Namespace) -> int:
     print(table)
     print(f"results in {out}/ (summary.csv, grid_*.png, report.html, results.sqlite)")
     return 0
+
+
+def _user_model_fields(args: argparse.Namespace) -> dict[str, object]:
+    """JobConfig fields of the ``--num-classes --input-size --mean --std --no-normalise`` flags."""
+    o = model_options(args)
+    return {
+        "num_classes": o.num_classes,
+        "input_size": o.input_size,
+        "mean": o.mean,
+        "std": o.std,
+        "normalise": False if not o.normalise else None,
+    }
 
 
 def cmd_report(args: argparse.Namespace) -> int:
@@ -260,8 +309,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("train", help="train a classifier of ours and write a checkpoint")
     s.add_argument("--preset", choices=[n for n in preset_names() if n.startswith("train-")])
-    s.add_argument("--model", choices=ARCHITECTURES.names(), help="architecture")
-    s.add_argument("--dataset", choices=DATASETS.names())
+    s.add_argument("--model", choices=ARCHITECTURE_NAMES, metavar="ARCH", help="architecture: %(choices)s")
+    s.add_argument("--dataset", choices=DATASET_NAMES, metavar="NAME", help="%(choices)s")
     s.add_argument("--root", help="dataset folder (fashion-mnist: the IDX files)")
     s.add_argument("--epochs", type=int)
     s.add_argument("--batch-size", type=int)
@@ -269,29 +318,37 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--seed", type=int)
     s.add_argument("--init", help="fine-tune: start from this checkpoint (a path or an embedded model name)")
     s.add_argument("--train-count", type=int, help="train on the first N training images only (a quick model)")
+    s.add_argument(
+        "--init-weights",
+        help="fine-tune a pretrained torchvision state dict (e.g. resnet50-*.pth, weights_only) of --model "
+        "with a fresh K-way head",
+    )
+    s.add_argument("--images", help="train on a labelled folder (one sub-folder per class); holds out --val-fraction")
+    s.add_argument("--num-classes", type=int, help="K, checked against the data's classes")
+    s.add_argument("--image-size", type=int, help="input side in pixels (folder default 224)")
+    s.add_argument("--val-fraction", type=float, help="folder: seeded per-class test share (default 0.2)")
     s.add_argument("--out", required=True, help="checkpoint path to write")
     s.add_argument("--force", action="store_true", help="overwrite an existing checkpoint")
     s.add_argument("--quiet", action="store_true", help="no progress bar")
     s.set_defaults(func=cmd_train)
 
     s = sub.add_parser("evaluate", help="test accuracy of a model on a dataset")
-    s.add_argument("--model", default="scenes-resnet", help=f"one of {MODELS.names()} or a checkpoint path")
+    s.add_argument("--model", default="scenes-resnet", help=MODEL_HELP)
     s.add_argument("--weights", help="weights file for the model")
-    s.add_argument("--dataset", default="scenes", choices=DATASETS.names())
+    s.add_argument("--dataset", default="scenes", choices=DATASET_NAMES, metavar="NAME", help="%(choices)s")
     s.add_argument("--root", help="dataset folder")
     s.add_argument("--images", help="folder of labelled images (one sub-folder per class, named as the class)")
     s.add_argument("--labels", help="label map for --images: YAML/JSON 'sub-folder: class name or index' per line")
     s.add_argument("--split", default="test", choices=["train", "test"])
     s.add_argument("--limit", type=int)
     s.add_argument("--batch-size", type=int, default=256)
+    add_model_options(s)
     s.set_defaults(func=cmd_evaluate)
 
-    from .data.targets import TARGET_MAP_MODES
-
     s = sub.add_parser("attack", help="PGD/StAdv and ADV² against interpreters; writes a run directory with a report")
-    s.add_argument("--model", help=f"one of {MODELS.names()} (default scenes-resnet)")
+    s.add_argument("--model", help=MODEL_HELP + " (default scenes-resnet)")
     s.add_argument("--weights", help="weights file for the model")
-    s.add_argument("--dataset", choices=DATASETS.names(), help="default scenes (test split)")
+    s.add_argument("--dataset", choices=DATASET_NAMES, metavar="NAME", help="%(choices)s (default scenes, test split)")
     s.add_argument("--images", help="a folder of your images to attack instead of a dataset")
     s.add_argument("--labels", help="label map for --images: YAML/JSON 'sub-folder: class name or index' per line")
     s.add_argument(
@@ -300,15 +357,24 @@ def build_parser() -> argparse.ArgumentParser:
         help="grad, cam, mask, rts, gradcam, gradcam++, smoothgrad, ig, input-x-grad (repeat or comma-separate)",
     )
     s.add_argument("--threat", action="append", help="linf (PGD, default), stadv (spatial flow), or both: linf,stadv")
-    s.add_argument("--preset", help="attack preset (default scenes-resnet)")
-    s.add_argument("--limit", type=int, help="number of correctly classified images (default 8)")
+    s.add_argument(
+        "--preset",
+        help="attack preset or .yaml file (default: the one named after --model, else generic / generic-small "
+        "by input size)",
+    )
+    s.add_argument("--rts-weights", help="RTS checkpoint from `doublecross train-rts` for this model")
+    add_preset_options(s)
+    s.add_argument("--limit", type=int, help="number of correctly classified images, class-balanced (default 8)")
+    s.add_argument("--selection", choices=["balanced", "first"], help="attack set: balanced seeded draw (default) "
+                   "or the first correct images in dataset order")
     s.add_argument("--batch-size", type=int)
     s.add_argument("--seed", type=int)
     s.add_argument("--device", help="cpu (default) or cuda")
-    s.add_argument("--target-map", choices=TARGET_MAP_MODES)
+    s.add_argument("--target-map", choices=TARGET_MAP_NAMES, metavar="MODE", help="%(choices)s")
     s.add_argument("--out", help="run directory (default runs/attack-<time>)")
     s.add_argument("--resume", action="store_true", help="continue an interrupted run in --out")
     s.add_argument("--quiet", action="store_true", help="no progress bars")
+    add_model_options(s)
     s.set_defaults(func=cmd_attack)
 
     s = sub.add_parser("report", help="regenerate summary.csv, grids and report.html of a run directory")
@@ -316,10 +382,13 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=cmd_report)
 
     s = sub.add_parser("train-rts", help="train the RTS masking network for a classifier")
-    s.add_argument("--model", default="scenes-resnet", help=f"one of {MODELS.names()} or a checkpoint path")
+    s.add_argument("--model", default="scenes-resnet", help=MODEL_HELP)
     s.add_argument("--weights", help="weights file for the model")
-    s.add_argument("--dataset", default="scenes", choices=DATASETS.names())
+    s.add_argument("--dataset", default="scenes", choices=DATASET_NAMES, metavar="NAME", help="%(choices)s")
     s.add_argument("--root", help="dataset folder")
+    s.add_argument(
+        "--images", help="train on your folder of images (labelled by sub-folder, else by the model's prediction)"
+    )
     s.add_argument("--limit", type=int, help="use only the first N training images")
     s.add_argument("--steps", type=int)
     s.add_argument("--batch-size", type=int)
@@ -327,6 +396,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--out", required=True, help="RTS checkpoint path to write")
     s.add_argument("--force", action="store_true", help="overwrite an existing checkpoint")
     s.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_model_options(s)
     s.set_defaults(func=cmd_train_rts)
 
     s = sub.add_parser("evaluate-interpreters", help="localisation of benign maps vs ground-truth masks (scenes)")
@@ -365,7 +435,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(interrupted_message(args, sys.argv[1:] if argv is None else list(argv)), file=sys.stderr)
         return 130
-    except (ConfigError, WeightsError, FileExistsError, FileNotFoundError, ValueError, TypeError) as e:
+    except (ConfigError, FileExistsError, FileNotFoundError, ValueError, TypeError) as e:  # WeightsError: a ValueError
         print(f"doublecross: error: {e}", file=sys.stderr)
         return 2
     except (OSError, sqlite3.Error) as e:  # permissions, full disk, a corrupt results.sqlite: no traceback

@@ -103,6 +103,10 @@ class ResultStore:
                 **json.loads(metrics),
             }
 
+    def finished_units(self) -> set[tuple[int, str]]:
+        """Every finished ``(batch, unit)``."""
+        return {(int(b), str(u)) for b, u in self.db.execute("SELECT batch, unit FROM units")}
+
     def unit_infos(self) -> dict[tuple[int, str], dict[str, Any]]:
         """(batch, unit) -> the info stored with it (e.g. ``{"threads": 1}``); units of older runs have none."""
         import json
