@@ -82,11 +82,11 @@ def test_pair_farthest_known_answer_and_use_limit():
 def test_exemplar_pool_is_outside_the_attack_set(scenes_resnet):
     from doublecross.data import create_dataset
     from doublecross.experiments.job import JobConfig
-    from doublecross.experiments.runner import attack_set
+    from doublecross.experiments.runner import attack_set_with_indices
 
-    x_att, _, _, _ = attack_set(JobConfig(limit=6), scenes_resnet)
+    x_att, _, _, _, indices = attack_set_with_indices(JobConfig(limit=6), scenes_resnet)
     ds = create_dataset("scenes", split="test")
-    px, py = exemplar_pool(ds, scenes_resnet, skip=6, per_class=2)
+    px, py = exemplar_pool(ds, scenes_resnet, exclude=set(indices), per_class=2)
     assert len(set(py.tolist())) == scenes_resnet.num_classes
     assert max(collections.Counter(py.tolist()).values()) <= 2
     flat = px.flatten(1)

@@ -1,7 +1,8 @@
 """The main job: baseline and ADV² attacks against each interpreter on a set of images, stored and reported.
 
 Flow: resolve the config -> load model and data -> attack set (correctly classified images,
-in dataset order) -> seeded target classes -> per batch and threat: one baseline unit (PGD or
+class-balanced seeded draw, ``selection.py``)
+-> seeded target classes -> per batch and threat: one baseline unit (PGD or
 regular StAdv; its image serves every interpreter) and one ADV² unit per interpreter -> result
 store -> summary, table, grids, HTML. Units are named ``<baseline>`` and ``<adv2_name>-<interp>``
 (``pgd``, ``adv2-cam``, ``stadv``, ``adv2-stadv-cam``).
@@ -16,6 +17,7 @@ import platform
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from typing import Any
 
 import torch
@@ -27,19 +29,22 @@ from ..attacks.presets import load_attack_preset
 from ..config import ConfigError
 from ..data import create_dataset
 from ..data.pairing import pair_farthest
-from ..data.safe_image import readable_items
 from ..data.targets import random_target_classes, shape_maps
 from ..interpreters import create_interpreter
 from ..interpreters.faithfulness import topk_mask_iou
 from ..metrics import map_metrics, target_confidence
-from ..models.zoo import create_model
+from ..metrics.maps import is_degenerate
+from ..models.user import ModelOptions, build_model
+from .chunking import attack_in_chunks, explain_in_chunks, image_bytes, plan_chunk
 from .exemplars import exemplar_pool
 from .history import history_arrays
 from .job import JobConfig
 from .progress_bars import JobProgress
 from .provenance import resolve_provenance
 from .rundir import check_out_dir, check_threads, open_run_dir
+from .selection import select_attack_set
 from .store import ResultStore
+from .threads import choose_threads
 from .validate import check_device
 
 log = logging.getLogger(__name__)
@@ -58,35 +63,44 @@ def git_revision() -> str:
         return "unknown"
 
 
-def job_dataset(cfg: JobConfig, model: Any) -> Any:
-    """The dataset the attack set is drawn from (``--images`` folder or the dataset's test split)."""
+def attack_set(
+    cfg: JobConfig, model: Any, dataset: Any = None
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None, list[str]]:
+    """``limit`` correctly classified images, class-balanced and seeded (spec §1.4; ``selection.py``).
+
+    Returns (x, y, object masks or None, class names). ``dataset`` (items ``(x, y[, mask])``)
+    replaces ``cfg.images``/``cfg.dataset``.
+    """
+    return attack_set_with_indices(cfg, model, dataset)[:4]  # type: ignore[return-value]
+
+
+def job_dataset(cfg: JobConfig, model: Any, dataset: Any = None) -> Any:
+    """The dataset the attack set is drawn from: ``dataset``, the ``--images`` folder or the test split."""
+    if dataset is not None:
+        return dataset
     if cfg.images:
         size = (model.input_size or (224, 224))[0]
         classes = list(model.classes) if model.classes else None
         return create_dataset("folder", root=cfg.images, image_size=size, class_names=classes, labels=cfg.labels)
-    return create_dataset(cfg.dataset, split="test")
+    size = {"image_size": model.input_size[0]} if model.input_size is not None else {}  # fashion-mnist: 32 px
+    return create_dataset(cfg.dataset, split="test", **size)
 
 
-def attack_set(cfg: JobConfig, model: Any) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None, list[str]]:
-    """The first ``limit`` correctly classified images: (x, y, object masks or None, class names)."""
-    ds = job_dataset(cfg, model)
-    xs, ys, ms = [], [], []
-    for _, item in readable_items(ds):  # decoded one at a time, up to the limit; unreadable files skipped
-        x = item[0][None]
-        with torch.no_grad():
-            pred = int(model(x.to(model.mean.device)).argmax(1))
-        y = int(item[1]) if int(item[1]) >= 0 else pred  # unlabelled images: the prediction is the label
-        if pred == y:
-            xs.append(item[0])
-            ys.append(y)
-            ms.append(item[2] if len(item) > 2 else None)
-        if len(xs) == cfg.limit:
-            break
-    if not xs:
-        raise ValueError("no correctly classified image to attack")
+def attack_set_with_indices(
+    cfg: JobConfig, model: Any, dataset: Any = None
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None, list[str], list[int]]:
+    """:func:`attack_set` plus the dataset indices of the chosen images (unreadable files skipped)."""
+    ds = job_dataset(cfg, model, dataset)
+    chosen = select_attack_set(ds, model, cfg.limit, cfg.seed, cfg.selection, batch_size=cfg.batch_size)
+    items = [ds[i] for i, _ in chosen]
+    ms = [it[2] if len(it) > 2 else None for it in items]
     masks = torch.stack(ms) if all(m is not None for m in ms) else None
-    names = list(model.classes) if model.classes else [str(i) for i in range(model.num_classes)]
-    return torch.stack(xs), torch.tensor(ys), masks, names
+    names = list(model.classes) if model.classes else [str(i) for i in range(_num_classes(model, items[0][0]))]
+    ds_classes = list(getattr(ds, "classes", None) or [])
+    if not model.classes and len(ds_classes) == len(names):
+        names = ds_classes  # a model without class names, on a labelled folder: the folder's names
+    indices = [i for i, _ in chosen]
+    return torch.stack([it[0] for it in items]), torch.tensor([y for _, y in chosen]), masks, names, indices
 
 
 def target_maps(
@@ -97,10 +111,11 @@ def target_maps(
     t: torch.Tensor,
     pool: tuple[torch.Tensor, torch.Tensor],
     gen: torch.Generator,
+    benign: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """m_t for a batch in the given mode (benign / class-exemplar / shape)."""
+    """m_t for a batch in the given mode (benign / class-exemplar / shape); ``benign``: g(x; y) if known."""
     if mode == "benign":
-        return interp.explain(x, y).map
+        return benign if benign is not None else interp.explain(x, y).map
     h, w = interp.native_size(*x.shape[-2:])
     if mode == "shape":
         return shape_maps(len(x), (h, w), x.shape[-1], gen).to(x.device)
@@ -114,39 +129,94 @@ def target_maps(
     return interp.explain(px[picks].to(x.device), t).map
 
 
-def run_job(cfg: JobConfig, out: str, resume: bool = False, progress: bool | None = None) -> dict[str, Any]:
+def run_job(
+    cfg: JobConfig,
+    out: str,
+    resume: bool = False,
+    progress: bool | None = None,
+    model: Any = None,
+    dataset: Any = None,
+    targets: Any = None,
+    threads: int | str | None = None,
+    max_memory: float | None = None,
+) -> dict[str, Any]:
     """Run (or resume) the attack job into ``out``; return the manifest.
 
     Everything that can be checked is checked before the run directory is created (device,
     preset, interpreters); a fresh run that fails before its first unit leaves no directory.
     The directory is locked while the job runs (a second process refuses), and a resume is
     refused when the configuration, the preset's contents, the weights or the images changed.
+
+    Args:
+        cfg: the job (``cfg.model`` is only a label when ``model`` is given).
+        out: the run directory.
+        resume: continue an interrupted run in ``out``.
+        progress: show progress bars (default: when stderr is a terminal).
+        model: a ready :class:`Classifier` to attack instead of building ``cfg.model``.
+        dataset: a dataset of ``(x (3, H, W) in [0, 1], label[, mask])`` to draw the attack set
+            from instead of ``cfg.images``/``cfg.dataset`` (label -1: use the prediction).
+        targets: target classes: ``None`` (seeded uniform over the other classes, spec §1.4), one
+            class index for every image, or a callable ``(y, num_classes, generator) -> t``.
+        threads: torch threads for the run: ``None`` keeps the caller's ``torch.get_num_threads()``;
+            a count, or ``"auto"`` for ``experiments.threads.choose_threads`` (the CLI's default:
+            ``$OMP_NUM_THREADS``, else min(cores, 2)); restored after the run.
+        max_memory: GB the process may use; larger batches run in chunks (``experiments.chunking``).
+            Neither changes the results, so neither is part of ``cfg``.
     """
     show = sys.stderr.isatty() if progress is None else progress
     t_start = time.time()
+    if threads is None:  # the caller's torch setting, untouched
+        n_threads, threads_source = torch.get_num_threads(), "caller"
+    else:
+        n_threads, threads_source = choose_threads(None if threads == "auto" else threads)
+    if max_memory is not None and not max_memory > 0:
+        raise ValueError(f"max_memory must be a positive number of GB, got {max_memory!r}")
     check_out_dir(out)  # a file as --out, before anything slower
     device = check_device(cfg.device)
-    preset = load_attack_preset(cfg.preset)
+    preset = load_attack_preset(cfg.preset, cfg.overrides, cfg.steps_scale)
     if not cfg.threats or not cfg.interpreters:
         raise ConfigError("the attack job needs at least one threat and one interpreter")
     for name in cfg.threats:
         preset.for_threat(name)  # every requested threat is covered before any work starts
         for iname in cfg.interpreters:
             preset.for_threat(name).for_interpreter(iname)
-    rts_weights = preset.interpreter_options.get("rts", {}).get("weights")
-    with open_run_dir(out, cfg, resume, resolve_provenance(cfg, rts_weights)):
-        return _run_locked(cfg, out, preset, device, show, t_start)
+    rts_weights = cfg.rts_weights or preset.interpreter_options.get("rts", {}).get("weights")
+    threads_before = torch.get_num_threads()
+    torch.set_num_threads(n_threads)
+    try:
+        with open_run_dir(out, cfg, resume, resolve_provenance(cfg, rts_weights)):
+            return _run_locked(
+                cfg, out, preset, device, show, t_start, model, dataset, targets, max_memory, threads_source
+            )
+    finally:
+        torch.set_num_threads(threads_before)
 
 
 def _run_locked(
-    cfg: JobConfig, out: str, preset: Any, device: torch.device, show: bool, t_start: float
+    cfg: JobConfig,
+    out: str,
+    preset: Any,
+    device: torch.device,
+    show: bool,
+    t_start: float,
+    model: Any = None,
+    dataset: Any = None,
+    targets: Any = None,
+    max_memory: float | None = None,
+    threads_source: str = "",
 ) -> dict[str, Any]:
     torch.manual_seed(cfg.seed)
-    model = create_model(cfg.model, weights=cfg.weights).to(device)
-    x_all, y_all, m_all, names = attack_set(cfg, model)
+    if model is None:
+        options = ModelOptions(cfg.num_classes, cfg.input_size, cfg.mean, cfg.std, cfg.normalise)
+        model = build_model(cfg.model, weights=cfg.weights, options=options)
+    model = model.to(device)
+    x_all, y_all, m_all, names, indices = attack_set_with_indices(cfg, model, dataset)
     gen = torch.Generator().manual_seed(cfg.seed)
-    t_all = random_target_classes(y_all, model.num_classes, gen)
-    interps = {n: create_interpreter(n, model, **preset.interpreter_options.get(n, {})) for n in cfg.interpreters}
+    t_all = _targets(targets, y_all, _num_classes(model, x_all[0]), gen)
+    options = {n: dict(preset.interpreter_options.get(n, {})) for n in cfg.interpreters}
+    if cfg.rts_weights and "rts" in options:
+        options["rts"]["weights"] = cfg.rts_weights
+    interps = {n: create_interpreter(n, model, **options[n]) for n in cfg.interpreters}
     for tname in cfg.threats:
         for iname, interp in interps.items():
             try:
@@ -155,10 +225,14 @@ def _run_locked(
                 raise ConfigError(f"preset {cfg.preset}.{tname}.{iname}.{e}") from None
     pool = (x_all, y_all)
     if cfg.target_map == "class-exemplar":  # exemplars from outside the attack set (spec §9, Q4)
-        pool = exemplar_pool(job_dataset(cfg, model), model, skip=len(x_all))
+        pool = exemplar_pool(job_dataset(cfg, model, dataset), model, exclude=set(indices))
     store = ResultStore(os.path.join(out, "results.sqlite"))
     done_threads = [i["threads"] for i in store.unit_infos().values() if "threads" in i]
     check_threads(done_threads, torch.get_num_threads(), out)
+    per_image = {}  # bytes one image's graph needs, per interpreter (None: the baseline), for max_memory
+    if max_memory is not None:
+        x1, t1 = x_all[:1].to(device), t_all[:1].to(device)
+        per_image = {n: image_bytes(model, interps.get(n), x1, t1) for n in [None, *interps]}
     n_batches = -(-len(x_all) // cfg.batch_size)
     units = [
         (b, tname, unit)
@@ -173,18 +247,21 @@ def _run_locked(
             sl = slice(b * cfg.batch_size, (b + 1) * cfg.batch_size)
             x, y, t = x_all[sl].to(device), y_all[sl].to(device), t_all[sl].to(device)
             masks = m_all[sl] if m_all is not None else None
+            benign_maps: dict[Any, torch.Tensor] = {}  # g(x; y) per interpreter, shared by the threats
             for tname in cfg.threats:
                 settings = preset.for_threat(tname)
                 threat = settings.create_threat()
                 base_steps = settings.baseline.n_warm + settings.baseline.n_total
                 if not store.done(b, threat.baseline):
+                    chunk = plan_chunk(len(x), max_memory, per_image.get(None, 1), device)
+                    base_cfg = replace(settings.baseline, early_stop=cfg.early_stop)
                     with bars.unit(f"batch {b} {threat.baseline}", base_steps):
-                        _baseline_unit(store, b, model, threat, settings.baseline, x, y, t, cfg)
+                        _baseline_unit(store, b, model, threat, base_cfg, x, y, t, cfg, chunk)
                 for name, interp in interps.items():
                     unit = f"{threat.adv2_name}-{name}"
                     if not store.done(b, unit):
                         unit_gen = torch.Generator().manual_seed(cfg.seed * 1000 + b)
-                        acfg = settings.for_interpreter(name)
+                        acfg = replace(settings.for_interpreter(name), early_stop=cfg.early_stop)
                         with bars.unit(f"batch {b} {unit}", acfg.n_warm + acfg.n_total):
                             _adv2_unit(
                                 store,
@@ -201,6 +278,8 @@ def _run_locked(
                                 pool,
                                 cfg,
                                 unit_gen,
+                                benign_maps,
+                                plan_chunk(len(x), max_memory, per_image.get(name, 1), device),
                             )
     finally:
         bars.close()
@@ -216,8 +295,12 @@ def _run_locked(
         "git_revision": git_revision(),
         "device": str(device),
         "threads": torch.get_num_threads(),
+        "threads_source": threads_source,
         "unit_threads": threads,
         "images": len(x_all),
+        "model": getattr(model, "name", cfg.model),
+        "attack_indices": indices,
+        "selection": cfg.selection,
         "classes": names,
         "wall_time_s": round(time.time() - t_start, 2),
         "unit_seconds": seconds,
@@ -227,6 +310,29 @@ def _run_locked(
     with open(os.path.join(out, "manifest.json"), "w") as fh:
         json.dump(manifest, fh, indent=2)
     return manifest
+
+
+def _num_classes(model: Any, x: torch.Tensor) -> int:
+    """C of the model: its own count, else the width of its logits on one image ``x`` (3, H, W)."""
+    if model.num_classes is not None:
+        return int(model.num_classes)
+    with torch.no_grad():
+        return int(model(x[None].to(model.mean.device)).shape[1])
+
+
+def _targets(targets: Any, y: torch.Tensor, num_classes: int, gen: torch.Generator) -> torch.Tensor:
+    """Target classes: seeded uniform over the others (§1.4), one fixed class, or a user callable."""
+    if targets is None:
+        return random_target_classes(y, num_classes, gen)
+    if callable(targets):
+        t = torch.as_tensor(targets(y, num_classes, gen), dtype=torch.long)
+    else:
+        t = torch.full_like(y, int(targets))
+    if t.shape != y.shape or (t < 0).any() or (t >= num_classes).any() or (t == y).any():
+        raise ValueError(
+            f"targets must be (N,) = {tuple(y.shape)} classes in [0, {num_classes}) different from the labels"
+        )
+    return t
 
 
 def _unit_info(x: torch.Tensor) -> dict[str, Any]:
@@ -249,10 +355,11 @@ def _baseline_unit(
     y: torch.Tensor,
     t: torch.Tensor,
     cfg: JobConfig,
+    chunk: int = 0,
 ) -> None:
     """The threat's baseline (PGD / regular StAdv) on one batch; its image serves every interpreter."""
     t0 = time.time()
-    res = ATTACKS.create("pgd", threat=threat, config=acfg)(model, x, t)
+    res = attack_in_chunks(ATTACKS.create("pgd", threat=threat, config=acfg), model, x, t, chunk or len(x))
     conf = target_confidence(res.logits, t)
     rows = [
         {
@@ -292,25 +399,36 @@ def _adv2_unit(
     pool: tuple[torch.Tensor, torch.Tensor],
     cfg: JobConfig,
     gen: torch.Generator,
+    benign_maps: dict[Any, torch.Tensor] | None = None,
+    chunk: int = 0,
 ) -> None:
-    """ADV² against one interpreter on one batch, with the baseline's image re-evaluated beside it."""
+    """ADV² against one interpreter on one batch, with the baseline's image re-evaluated beside it.
+
+    ``benign_maps`` caches g(x; y) by interpreter across the batch's threats (computed once);
+    ``chunk``: images per attack/explain call (0: the whole batch).
+    """
     t0 = time.time()
-    benign = interp.explain(x, y)
-    m_t = benign.map if cfg.target_map == "benign" else target_maps(cfg.target_map, interp, x, y, t, pool, gen)
+    chunk = chunk or len(x)
+    benign_maps = {} if benign_maps is None else benign_maps
+    if interp not in benign_maps:
+        benign_maps[interp] = explain_in_chunks(interp, x, y, chunk).map
+    benign_map = benign_maps[interp]
+    m_t = target_maps(cfg.target_map, interp, x, y, t, pool, gen, benign=benign_map)
     pick = torch.arange(len(x))
     if cfg.target_map == "shape":  # each shape takes the farthest benign map, each image ≤ 3 times (spec §1.6)
-        pick = pair_farthest(benign.map.cpu(), m_t.cpu(), max_uses=3)
+        pick = pair_farthest(benign_map.cpu(), m_t.cpu(), max_uses=3)
         x, y, t = x[pick.to(x.device)], y[pick.to(x.device)], t[pick.to(x.device)]
         masks = masks[pick] if masks is not None else None
-    benign_map = benign.map[pick.to(benign.map.device)]
+        benign_map = benign_map[pick.to(benign_map.device)]
     attack = ATTACKS.create(
         interp.attack_kind, threat=threat, config=acfg, history_every=cfg.history_every, seed=cfg.seed
     )
-    res = attack(model, x, t, interp, m_t)
+    res = attack_in_chunks(attack, model, x, t, chunk, interp, m_t)
     x_base = store.array(b, threat.baseline, "x")[pick].to(x.device)
     base_size = {k: store.array(b, threat.baseline, f"size_{k}")[pick] for k in res.size}
-    base_ev = interp.explain(x_base, t)
+    base_ev = explain_in_chunks(interp, x_base, t, chunk)
     base_success = attack.is_success(base_ev.logits, t)
+    deg_benign, deg_target = is_degenerate(benign_map), is_degenerate(m_t)
     rows = []
     for method, amap, logits, success, size in (
         (threat.baseline, base_ev.map, base_ev.logits, base_success, base_size),
@@ -322,7 +440,8 @@ def _adv2_unit(
                 {f"benign_{k}": v for k, v in map_metrics(amap, benign_map).items() if k in ("l1", "l2", "iou")}
             )
         conf = target_confidence(logits, t)
-        gt = topk_mask_iou(amap, masks) if masks is not None else None
+        gt = topk_mask_iou(amap.cpu(), masks) if masks is not None else None  # masks stay on the CPU
+        deg = is_degenerate(amap)
         for i in range(len(x)):
             m = {k: float(v[i]) for k, v in mets.items()}
             m.update(
@@ -333,6 +452,9 @@ def _adv2_unit(
                     "target": int(t[i]),
                     "pred": int(logits[i].argmax()),
                     **_size_metrics(size, i),
+                    "degenerate": bool(deg[i]),
+                    "benign_degenerate": bool(deg_benign[i]),
+                    "target_degenerate": bool(deg_target[i]),
                 }
             )
             if gt is not None:

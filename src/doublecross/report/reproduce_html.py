@@ -36,8 +36,8 @@ def write_reproduce_html(
         f"<!doctype html><html lang='en'><head><meta charset='utf-8'><title>doublecross reproduction</title>"
         f"<style>{STYLE}</style></head><body>",
         "<h1>doublecross: reproduction of ADV² (Zhang et al., USENIX Security 2020)</h1>",
-        f"<p>Models: {e(', '.join(cfg.models))}; {cfg.limit} images per model (correctly classified, first in "
-        f"dataset order); seed {cfg.seed}; interpreters {e(', '.join(cfg.interpreters))}.</p>",
+        f"<p>Models: {e(', '.join(cfg.models))}; {cfg.limit} images per model (correctly classified, drawn as "
+        f"the attack job draws them); seed {cfg.seed}; interpreters {e(', '.join(cfg.interpreters))}.</p>",
     ]
     missing = {k: v for k, v in (done or {}).items() if v[0] < v[1] or v[1] == 0}
     if missing:
