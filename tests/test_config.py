@@ -77,7 +77,7 @@ def test_attack_preset_errors(tmp_path):
     for body, match in [
         ("linf: {threat: {eps: 0.03, beta: 1}}", "linf.threat"),
         ("stadv: {threat: {}, interpreters: {cam: {outer: sideways}}}", "outer"),
-        ("stadv: {interpreters: {cam: {threat_options: {lr: -1}}}}", "cam.threat_options"),
+        ("stadv: {baseline: {}, interpreters: {cam: {threat_options: {lr: -1}}}}", "cam.threat_options"),
         ("threat: {eps: 0.03}", "unknown field"),
     ]:
         bad.write_text(f"kind: attack\n{body}\n")

@@ -79,6 +79,17 @@ def test_interpreter_beats_the_centred_blob(name, interpreter):
     assert r["iou"] > blob["iou"] and r["pointing"] >= blob["pointing"], (r, blob)
 
 
+def test_mask_beats_the_centred_blob_iou_on_16_images():
+    """The default run's cheaper MASK check (the 200-image one above is ``slow``): top-k IoU on 16 images.
+
+    Measured: MASK 0.394 against the blob's 0.290 (pointing, 0.81 vs 0.94 on 16 images, is too noisy
+    at this size; the slow test checks it on 200).
+    """
+    rows, blob = _faithfulness("scenes-resnet", ("mask",), 16)
+    assert rows["mask"]["iou"] > blob["iou"] + 0.05, (rows, blob)
+
+
+@pytest.mark.slow  # 200 images × 100 MASK steps: 4–25 min per model on 2 shared cores
 @pytest.mark.parametrize("name", ["scenes-resnet", "scenes-densenet"])
 def test_mask_beats_the_centred_blob(name):
     rows, blob = _faithfulness(name, ("mask",), 200)  # the preset's options: noise deletion, 100 steps

@@ -228,5 +228,5 @@ def test_mask_blur_stays_the_default(tiny_resnet):
     interp = create_interpreter("mask", tiny_resnet)
     x = torch.rand(1, 3, 64, 64, generator=torch.Generator().manual_seed(5))
     up, b, c = interp.prepare(x)
-    assert interp.perturbation == "blur"
+    assert interp.perturbation == "auto" and interp.perturbation_at(64) == "blur"  # 64 px: the spec's blur
     torch.testing.assert_close(b, gaussian_blur(up, int(c["k_in"]), c["sigma_in"]), rtol=0, atol=0)

@@ -21,7 +21,15 @@ def test_training_loss_adds_the_input_gradient_penalty_known_answer_on_a_linear_
     torch.testing.assert_close(training_loss(net, x, y, mean, std, 0.7), expected, rtol=1e-5, atol=1e-6)
 
 
-def test_fine_tune_starts_from_the_checkpoint_and_trains_it(tmp_path):
+def test_fine_tune_starts_from_the_checkpoint_and_trains_it(tmp_path, monkeypatch):
+    import doublecross.models.train as train_mod
+
+    real = train_mod.create_dataset
+
+    def small_test_split(name, **kw):  # 64 test images instead of 1 000: the accuracy is not what is tested
+        return real(name, **({"count": 64} if kw.get("split") == "test" else {}), **kw)
+
+    monkeypatch.setattr(train_mod, "create_dataset", small_test_split)
     base = {"arch": "small-resnet", "dataset": "scenes", "epochs": 1, "batch_size": 16, "train_count": 32}
     meta_a = train(TrainConfig.from_dict(base), str(tmp_path / "a.pt"), progress=False, command="first")
     meta = train(
@@ -29,7 +37,7 @@ def test_fine_tune_starts_from_the_checkpoint_and_trains_it(tmp_path):
         str(tmp_path / "b.pt"),
         progress=False,
     )
-    assert meta["init"] == str(tmp_path / "a.pt") and meta["grad_penalty"] == 0.1
+    assert meta["init"] == str(tmp_path / "a.pt") and meta["grad_penalty"] == 0.1 and meta["test_size"] == 64
     assert meta_a["init_meta"] is None  # provenance: the base's command and accuracy travel with the fine-tune
     assert meta["init_meta"] == {k: meta_a[k] for k in ("command", "accuracy", "epochs", "train_time_s", "init")} | {
         "init_meta": None

@@ -68,12 +68,24 @@ def test_bad_inputs_are_clear_errors(bad, exc, msg, tiny_resnet):
 
 
 def test_unadaptable_model_classifies_but_refuses_features():
-    net = nn.Sequential(nn.Conv2d(3, 4, 3), nn.Flatten(), nn.Linear(4 * 6 * 6, 5))
-    clf = Classifier(net)
+    """No spatial map at all (an MLP): classifies, but feature access names what was searched."""
+    net = nn.Sequential(nn.Flatten(), nn.Linear(3 * 8 * 8, 5))
+    clf = Classifier(net, input_size=(8, 8))
     assert clf(torch.rand(1, 3, 8, 8)).shape == (1, 5)
     assert not clf.supports_features
-    with pytest.raises(TypeError, match="cannot reach the last feature map.*Sequential"):
+    with pytest.raises(TypeError, match="cannot reach the last feature map of Sequential: searched the outputs of 2"):
         clf.features_and_logits(torch.rand(1, 3, 8, 8))
+
+
+def test_flatten_head_has_features_but_no_linear_head():
+    """conv -> flatten -> Linear: the conv map is reachable, but there is no linear head on pooled features."""
+    net = nn.Sequential(nn.Conv2d(3, 4, 3), nn.Flatten(), nn.Linear(4 * 6 * 6, 5))
+    clf = Classifier(net, input_size=(8, 8))
+    feats, logits = clf.features_and_logits(torch.rand(2, 3, 8, 8))
+    assert feats.shape == (2, 4, 6, 6) and logits.shape == (2, 5)
+    assert not clf.has_linear_head()
+    with pytest.raises(TypeError, match="no single linear layer.*Flatten -> Linear"):
+        _ = clf.linear
 
 
 def test_bad_normalisation_args():

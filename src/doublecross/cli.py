@@ -6,24 +6,27 @@ import argparse
 import logging
 import os
 import shlex
+import sqlite3
 import sys
 from collections.abc import Callable, Sequence
 
+from .cli_errors import error_text, interrupted_message
 from .config import ConfigError, load_preset_dict, preset_names
-from .data import DATASETS
-from .models.weights import WeightsError
-from .models.zoo import ARCHITECTURES, MODELS, embedded_checkpoint
+from .lazy import LazyChoices
 
 log = logging.getLogger("doublecross")
 
 
-def _registries() -> dict[str, Callable[[], list[tuple[str, str]]]]:
-    from .attacks import ATTACKS
-    from .interpreters import INTERPRETERS
-    from .threats import THREATS
+# Registries load torch: the parser names them lazily so that ``doublecross --help`` stays fast.
+DATASET_NAMES = LazyChoices("doublecross.data", "DATASETS")
+ARCHITECTURE_NAMES = LazyChoices("doublecross.models.zoo", "ARCHITECTURES")
+TARGET_MAP_NAMES = LazyChoices("doublecross.data.targets", "TARGET_MAP_MODES")
+MODEL_HELP = "a model name (`doublecross list models`) or a checkpoint path"
 
+
+def _registries() -> dict[str, Callable[[], list[tuple[str, str]]]]:
     def models() -> list[tuple[str, str]]:
-        import os
+        from .models.zoo import MODELS, embedded_checkpoint
 
         rows = []
         for e in MODELS.entries():
@@ -40,13 +43,19 @@ def _registries() -> dict[str, Callable[[], list[tuple[str, str]]]]:
 
     return {
         "models": models,
-        "architectures": lambda: [(e.name, e.summary) for e in ARCHITECTURES.entries()],
-        "datasets": lambda: [(e.name, e.summary) for e in DATASETS.entries()],
-        "interpreters": lambda: [(e.name, e.summary) for e in INTERPRETERS.entries()],
-        "attacks": lambda: [(e.name, e.summary) for e in ATTACKS.entries()],
-        "threats": lambda: [(e.name, e.summary) for e in THREATS.entries()],
+        "architectures": lambda: _entries("doublecross.models.zoo", "ARCHITECTURES"),
+        "datasets": lambda: _entries("doublecross.data", "DATASETS"),
+        "interpreters": lambda: _entries("doublecross.interpreters", "INTERPRETERS"),
+        "attacks": lambda: _entries("doublecross.attacks", "ATTACKS"),
+        "threats": lambda: _entries("doublecross.threats", "THREATS"),
         "presets": presets,
     }
+
+
+def _entries(module: str, registry: str) -> list[tuple[str, str]]:
+    import importlib
+
+    return [(e.name, e.summary) for e in getattr(importlib.import_module(module), registry).entries()]
 
 
 def cmd_list(args: argparse.Namespace) -> int:
@@ -95,7 +104,10 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     model = create_model(args.model, weights=args.weights)
     root = args.images if args.images else args.root
     dataset = "folder" if args.images else args.dataset
-    ds = create_dataset(dataset, split=args.split, root=root)
+    classes = list(model.classes) if model.classes else None
+    size = (model.input_size or (224, 224))[0]  # folder images at the model's input size (as the attack does)
+    extra = {"class_names": classes, "labels": args.labels, "image_size": size} if args.images else {}
+    ds = create_dataset(dataset, split=args.split, root=root, **extra)
     x, y = stack_dataset(ds, args.limit)
     if (y < 0).any():
         raise ConfigError("evaluate needs labelled images (one sub-folder per class)")
@@ -131,12 +143,16 @@ def cmd_train_rts(args: argparse.Namespace) -> int:
 
 
 def cmd_evaluate_interpreters(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
     from .attacks.presets import interpreter_defaults
     from .data import create_dataset
     from .interpreters import create_interpreter
     from .interpreters.faithfulness import evaluate_interpreters
     from .models.zoo import create_model
+    from .progress import step_reporter
 
+    show = sys.stderr.isatty() and not args.quiet
     ds = create_dataset("scenes", split="test")
     n = min(args.limit, len(ds))
     items = [ds[i] for i in range(n)]
@@ -159,7 +175,10 @@ def cmd_evaluate_interpreters(args: argparse.Namespace) -> int:
             if name == "mask":
                 kw["steps"] = args.mask_steps
             interps[name] = create_interpreter(name, model, **kw)
-        for row in evaluate_interpreters(model, interps, x, y, masks, batch_size=args.batch_size):
+        with tqdm(total=n * len(interps), desc=model_name, unit="img", leave=False, disable=not show) as bar:
+            with step_reporter(bar.update):
+                rows = evaluate_interpreters(model, interps, x, y, masks, batch_size=args.batch_size)
+        for row in rows:
             print(
                 f"{model_name:<16} {row['interpreter']:<12} {row['iou']:>7.3f} ± {row['iou_sem']:.3f} "
                 f"{row['pointing']:>9.3f}"
@@ -179,6 +198,7 @@ def cmd_attack(args: argparse.Namespace) -> int:
         "weights": args.weights,
         "dataset": args.dataset,
         "images": args.images,
+        "labels": args.labels,
         "limit": args.limit,
         "batch_size": args.batch_size,
         "seed": args.seed,
@@ -203,6 +223,7 @@ def cmd_attack(args: argparse.Namespace) -> int:
         overrides["model"] = load_attack_preset(args.preset).model  # the model the preset was calibrated for
     cfg = JobConfig.from_dict({k: v for k, v in overrides.items() if v is not None})
     out = args.out or os.path.join("runs", time.strftime("attack-%Y%m%d-%H%M%S"))
+    args.run_dir = out  # for the Ctrl-C message
     manifest = run_job(cfg, out, resume=args.resume, progress=False if args.quiet else None)
     table, _ = build_report(out)  # class names come from the run's manifest
     print(
@@ -235,8 +256,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("train", help="train a classifier of ours and write a checkpoint")
     s.add_argument("--preset", choices=[n for n in preset_names() if n.startswith("train-")])
-    s.add_argument("--model", choices=ARCHITECTURES.names(), help="architecture")
-    s.add_argument("--dataset", choices=DATASETS.names())
+    s.add_argument("--model", choices=ARCHITECTURE_NAMES, metavar="ARCH", help="architecture: %(choices)s")
+    s.add_argument("--dataset", choices=DATASET_NAMES, metavar="NAME", help="%(choices)s")
     s.add_argument("--root", help="dataset folder (fashion-mnist: the IDX files)")
     s.add_argument("--epochs", type=int)
     s.add_argument("--batch-size", type=int)
@@ -249,23 +270,23 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=cmd_train)
 
     s = sub.add_parser("evaluate", help="test accuracy of a model on a dataset")
-    s.add_argument("--model", default="scenes-resnet", help=f"one of {MODELS.names()} or a checkpoint path")
+    s.add_argument("--model", default="scenes-resnet", help=MODEL_HELP)
     s.add_argument("--weights", help="weights file for the model")
-    s.add_argument("--dataset", default="scenes", choices=DATASETS.names())
+    s.add_argument("--dataset", default="scenes", choices=DATASET_NAMES, metavar="NAME", help="%(choices)s")
     s.add_argument("--root", help="dataset folder")
-    s.add_argument("--images", help="folder of labelled images (one sub-folder per class)")
+    s.add_argument("--images", help="folder of labelled images (one sub-folder per class, named as the class)")
+    s.add_argument("--labels", help="label map for --images: YAML/JSON 'sub-folder: class name or index' per line")
     s.add_argument("--split", default="test", choices=["train", "test"])
     s.add_argument("--limit", type=int)
     s.add_argument("--batch-size", type=int, default=256)
     s.set_defaults(func=cmd_evaluate)
 
-    from .data.targets import TARGET_MAP_MODES
-
     s = sub.add_parser("attack", help="PGD/StAdv and ADV² against interpreters; writes a run directory with a report")
-    s.add_argument("--model", help=f"one of {MODELS.names()} (default scenes-resnet)")
+    s.add_argument("--model", help=MODEL_HELP + " (default scenes-resnet)")
     s.add_argument("--weights", help="weights file for the model")
-    s.add_argument("--dataset", choices=DATASETS.names(), help="default scenes (test split)")
+    s.add_argument("--dataset", choices=DATASET_NAMES, metavar="NAME", help="%(choices)s (default scenes, test split)")
     s.add_argument("--images", help="a folder of your images to attack instead of a dataset")
+    s.add_argument("--labels", help="label map for --images: YAML/JSON 'sub-folder: class name or index' per line")
     s.add_argument(
         "--interpreter",
         action="append",
@@ -277,7 +298,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--batch-size", type=int)
     s.add_argument("--seed", type=int)
     s.add_argument("--device", help="cpu (default) or cuda")
-    s.add_argument("--target-map", choices=TARGET_MAP_MODES)
+    s.add_argument("--target-map", choices=TARGET_MAP_NAMES, metavar="MODE", help="%(choices)s")
     s.add_argument("--out", help="run directory (default runs/attack-<time>)")
     s.add_argument("--resume", action="store_true", help="continue an interrupted run in --out")
     s.add_argument("--quiet", action="store_true", help="no progress bars")
@@ -288,9 +309,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=cmd_report)
 
     s = sub.add_parser("train-rts", help="train the RTS masking network for a classifier")
-    s.add_argument("--model", default="scenes-resnet", help=f"one of {MODELS.names()} or a checkpoint path")
+    s.add_argument("--model", default="scenes-resnet", help=MODEL_HELP)
     s.add_argument("--weights", help="weights file for the model")
-    s.add_argument("--dataset", default="scenes", choices=DATASETS.names())
+    s.add_argument("--dataset", default="scenes", choices=DATASET_NAMES, metavar="NAME", help="%(choices)s")
     s.add_argument("--root", help="dataset folder")
     s.add_argument("--limit", type=int, help="use only the first N training images")
     s.add_argument("--steps", type=int)
@@ -307,6 +328,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--limit", type=int, default=200)
     s.add_argument("--mask-steps", type=int, default=300)
     s.add_argument("--batch-size", type=int, default=50)
+    s.add_argument("--quiet", action="store_true", help="no progress bar")
     s.set_defaults(func=cmd_evaluate_interpreters)
     return p
 
@@ -319,8 +341,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     try:
         return int(args.func(args) or 0)
-    except (ConfigError, WeightsError, FileExistsError, FileNotFoundError, ValueError, TypeError) as e:
+    except KeyboardInterrupt:
+        print(interrupted_message(args, sys.argv[1:] if argv is None else list(argv)), file=sys.stderr)
+        return 130
+    except (ConfigError, FileExistsError, FileNotFoundError, ValueError, TypeError) as e:  # WeightsError: a ValueError
         print(f"doublecross: error: {e}", file=sys.stderr)
+        return 2
+    except (OSError, sqlite3.Error) as e:  # permissions, full disk, a corrupt results.sqlite: no traceback
+        print(f"doublecross: error: {error_text(e)}", file=sys.stderr)
         return 2
 
 

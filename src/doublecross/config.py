@@ -8,18 +8,31 @@ are accepted without touching this file.
 from __future__ import annotations
 
 import dataclasses
+import math
 import typing
 from collections.abc import Mapping
 from importlib import resources
 from typing import Any, TypeVar
 
-import yaml
+from .safe_yaml import YamlError, load_yaml
 
 C = TypeVar("C")
 
 
 class ConfigError(ValueError):
     """A configuration field is unknown, missing or has a bad value."""
+
+
+def check_finite(where: str, value: Any) -> None:
+    """Reject NaN/inf anywhere in a value (floats, and inside lists/tuples/dicts)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ConfigError(f"{where}: must be a finite number, got {value!r}")
+    if isinstance(value, (list, tuple)):
+        for i, v in enumerate(value):
+            check_finite(f"{where}[{i}]", v)
+    elif isinstance(value, Mapping):
+        for k, v in value.items():
+            check_finite(f"{where}.{k}", v)
 
 
 def _check_type(cls_name: str, field: dataclasses.Field, value: Any, hint: Any) -> Any:
@@ -82,6 +95,7 @@ def from_dict(cls: type[C], data: Mapping[str, Any], source: str = "config") -> 
                 raise ConfigError(f"{source}: missing required field {cls.__name__}.{name}")
             continue
         value = _check_type(cls.__name__, field, data[name], hints[name])
+        check_finite(f"{cls.__name__}.{name}", value)
         choices = field.metadata.get("choices")
         if choices is not None and value is not None:
             allowed = list(choices)
@@ -92,6 +106,9 @@ def from_dict(cls: type[C], data: Mapping[str, Any], source: str = "config") -> 
         minimum = field.metadata.get("min")
         if minimum is not None and value is not None and value < minimum:
             raise ConfigError(f"{cls.__name__}.{name}: must be >= {minimum}, got {value!r}")
+        maximum = field.metadata.get("max")
+        if maximum is not None and value is not None and value > maximum:
+            raise ConfigError(f"{cls.__name__}.{name}: must be <= {maximum}, got {value!r}")
         values[name] = value
     return cls(**values)
 
@@ -115,19 +132,26 @@ def preset_names() -> list[str]:
     return sorted(p.name[: -len(".yaml")] for p in folder.iterdir() if p.name.endswith(".yaml"))
 
 
-def load_preset_dict(name: str) -> dict[str, Any]:
-    """The raw mapping of a shipped preset, or of a YAML file when ``name`` is a path to one."""
+def preset_text(name: str) -> bytes:
+    """The bytes of a shipped preset, or of a YAML file when ``name`` is a path to one."""
     import os
 
     if name.endswith((".yaml", ".yml")) and os.path.isfile(name):
-        with open(name) as fh:
-            text = fh.read()
-    else:
-        names = preset_names()
-        if name not in names:
-            raise ConfigError(f"unknown preset {name!r}; choose one of: {', '.join(names)} (or a .yaml file)")
-        text = (resources.files("doublecross") / "presets" / f"{name}.yaml").read_text()
-    data = yaml.safe_load(text)
+        with open(name, "rb") as fh:
+            return fh.read()
+    names = preset_names()
+    if name not in names:
+        raise ConfigError(f"unknown preset {name!r}; choose one of: {', '.join(names)} (or a .yaml file)")
+    return (resources.files("doublecross") / "presets" / f"{name}.yaml").read_bytes()
+
+
+def load_preset_dict(name: str) -> dict[str, Any]:
+    """The raw mapping of a shipped preset, or of a YAML file when ``name`` is a path to one."""
+    text = preset_text(name)
+    try:
+        data = load_yaml(text, source=f"preset {name}")
+    except YamlError as e:
+        raise ConfigError(str(e)) from None
     if not isinstance(data, dict) or "kind" not in data:
         raise ConfigError(f"preset {name}: expected a mapping with a 'kind' field")
     return data

@@ -20,6 +20,7 @@ from typing import Any
 
 import torch
 
+from .. import progress
 from ..interpreters.base import Interpreter
 from ..models.wrapper import Classifier
 from . import ATTACKS
@@ -73,6 +74,7 @@ class Adv2PGD(Attack):
             v = v.detach().requires_grad_(True)
             loss = (self.config.w_prd * ce_loss(model(th.apply(x0, v)), t) + th.penalty(v)).sum()
             v = th.project(x0, th.step(v.detach(), _grad(loss, v), k))
+            progress.step()
         return v.detach()
 
     def run(
@@ -114,6 +116,7 @@ class Adv2PGD(Attack):
                     }
                 )
             v = th.project(x0, th.step(v.detach(), g, k))
+            progress.step()
         v = v.detach()
         self._exact_check(sel, interpreter, x0, v, t, target_map)
         return sel.result(v), v, history

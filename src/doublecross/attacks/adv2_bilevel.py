@@ -27,6 +27,7 @@ from typing import Any
 
 import torch
 
+from .. import progress
 from ..interpreters.base import Interpreter
 from ..models.wrapper import Classifier
 from . import ATTACKS
@@ -65,6 +66,7 @@ class Adv2Bilevel(Attack):
             r = r.detach().requires_grad_(True)
             g = _grad((cfg.w_prd * warm(model(th.apply(x0, r)), t) + th.penalty(r)).sum(), r)
             r = th.project(x0, th.step(r.detach(), g, k))
+            progress.step()
         r = r.detach()
         th.reset()
         sel = Selector(r, self)
@@ -101,6 +103,7 @@ class Adv2Bilevel(Attack):
             r = r.detach()
             if self.history_every and i % self.history_every == 0:
                 history.append({"step": i, "int": float(dist.detach().mean()) if dist is not None else 0.0})
+            progress.step()
         self._reset(interpreter, sel, x0, r, t, target_map, gen)
         return sel.result(r), r, history
 

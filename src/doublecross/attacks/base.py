@@ -47,6 +47,14 @@ class AttackResult:
     history: list[dict[str, Any]] = field(default_factory=list)
 
 
+def check_extra_terms(config: AttackConfig, interpreter: Interpreter) -> None:
+    """Refuse ``config.extra`` weights for terms the interpreter does not have (they would be ignored)."""
+    unknown = sorted(set(config.extra) - set(getattr(interpreter, "attack_term_names", ())))
+    if unknown:
+        have = ", ".join(interpreter.attack_term_names) or "none"
+        raise ValueError(f"extra: unknown term(s) {unknown} for interpreter {interpreter.name!r} (its terms: {have})")
+
+
 class Attack:
     """Base class: subclasses implement :meth:`run`.
 
@@ -96,8 +104,12 @@ class Attack:
             expected = (x.shape[0], 1, *interpreter.native_size(*x.shape[-2:]))
             if tuple(target_map.shape) != expected:
                 raise ValueError(f"target_map must have shape {expected}, got {tuple(target_map.shape)}")
+            if not bool(torch.isfinite(target_map).all()):
+                bad = (~torch.isfinite(target_map)).flatten(1).any(1).nonzero().flatten().tolist()
+                raise ValueError(f"target_map has NaN/inf values (samples {bad}); it would turn ADV² into PGD")
             if float(target_map.min()) < 0 or float(target_map.max()) > 1:
                 raise ValueError("target_map values must lie in [0, 1]")
+            check_extra_terms(self.config, interpreter)
             target_map = target_map.detach().to(x.dtype)
         modes = [(m, m.training) for m in ([model] + ([interpreter] if interpreter is not None else []))]
         x0 = (torch.round(x.detach() * 255) / 255).clone()  # the benign image, on the 8-bit grid

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from ..config import from_dict
+from ..config import ConfigError, from_dict
 
 SCHEDULES = ("constant", "ramp", "piecewise")
 OUTER_STEPS = ("bisect", "joint")
@@ -42,7 +42,7 @@ class AttackConfig:
     phases: tuple = ()
     reduction: str = field(default="mean", metadata={"choices": ("mean", "sum")})
     extra: dict = field(default_factory=dict)
-    kappa_sel: float = field(default=0.0, metadata={"min": 0.0})
+    kappa_sel: float = field(default=0.0, metadata={"min": 0.0, "max": 1.0})
     check_every: int = field(default=10, metadata={"min": 1})
     n_step: int = field(default=4, metadata={"min": 0})
     n_plain: int = field(default=4, metadata={"min": 0})
@@ -58,9 +58,27 @@ class AttackConfig:
     inner_lr: float | None = None
     threat_options: dict = field(default_factory=dict)
 
+    def __post_init__(self) -> None:
+        for name, w in self.extra.items():
+            if not isinstance(name, str) or isinstance(w, bool) or not isinstance(w, (int, float)):
+                raise ConfigError(f"AttackConfig.extra: expected {{term name: weight}}, got {name!r}: {w!r}")
+        for i, phase in enumerate(self.phases):
+            ok = isinstance(phase, (list, tuple)) and len(phase) == 2
+            lam, n = (phase if ok else (None, None))
+            if not (ok and isinstance(lam, (int, float)) and not isinstance(lam, bool) and lam >= 0):
+                raise ConfigError(f"AttackConfig.phases[{i}]: expected [lambda >= 0, steps], got {phase!r}")
+            if isinstance(n, bool) or not isinstance(n, int) or n < 0:
+                raise ConfigError(f"AttackConfig.phases[{i}]: the step count must be an integer >= 0, got {n!r}")
+        if self.schedule == "piecewise" and not self.phases:
+            raise ConfigError("AttackConfig.phases: the piecewise schedule needs [[lambda, steps], ...]")
+
     @classmethod
     def from_dict(cls, data: dict, source: str = "attack config") -> AttackConfig:
-        return from_dict(cls, data, source=source)
+        try:
+            return from_dict(cls, data, source=source)
+        except ConfigError as e:
+            msg = str(e)
+            raise ConfigError(msg if msg.startswith(source) else f"{source}: {msg}") from None
 
     def phase_start(self, k: int) -> bool:
         """Whether stage-2 step ``k`` opens a λ phase (a fresh optimiser starts there)."""

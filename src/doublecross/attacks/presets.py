@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..config import ConfigError, load_preset_dict, preset_names
+from ..config import ConfigError, check_finite, load_preset_dict, preset_names
 from ..threats import THREATS, ThreatModel
 from .config import AttackConfig
 
@@ -82,6 +82,10 @@ def load_attack_preset(name: str) -> AttackPreset:
     reduction = data.get("int_loss_reduction", "mean")
     if reduction not in ("mean", "sum"):
         raise ConfigError(f"preset {name}: int_loss_reduction must be 'mean' or 'sum', got {reduction!r}")
+    options = data.get("interpreter_options") or {}
+    if not isinstance(options, dict) or not all(isinstance(v, dict) for v in options.values()):
+        raise ConfigError(f"preset {name}.interpreter_options: expected {{interpreter: {{option: value}}}}")
+    check_finite(f"preset {name}.interpreter_options", options)
     threats = {
         th: _threat_settings(name, th, data[th], reduction) for th in THREATS.names() if data.get(th) is not None
     }
@@ -101,12 +105,18 @@ def load_attack_preset(name: str) -> AttackPreset:
 def _threat_settings(preset: str, threat: str, block: dict[str, Any], reduction: str) -> ThreatSettings:
     from ..interpreters import INTERPRETERS
 
+    if not isinstance(block, dict):
+        raise ConfigError(f"preset {preset}.{threat}: expected a mapping (threat, baseline, interpreters)")
     unknown = sorted(set(block) - {"threat", "baseline", "interpreters"})
     if unknown:
         raise ConfigError(
             f"preset {preset}.{threat}: unknown field(s) {unknown}; allowed: threat, baseline, interpreters"
         )
+    for key in ("threat", "interpreters"):
+        if block.get(key) is not None and not isinstance(block[key], dict):
+            raise ConfigError(f"preset {preset}.{threat}.{key}: expected a mapping, got {block[key]!r}")
     params = dict(block.get("threat") or {})
+    check_finite(f"preset {preset}.{threat}.threat", params)
     try:
         THREATS.create(threat, **params)  # validate now, with the threat's own message
     except (TypeError, ValueError) as e:
@@ -114,10 +124,16 @@ def _threat_settings(preset: str, threat: str, block: dict[str, Any], reduction:
     interps = {}
     for iname, cfg in (block.get("interpreters") or {}).items():
         INTERPRETERS.check(iname)
+        if not isinstance(cfg, dict):
+            raise ConfigError(f"preset {preset}.{threat}.interpreters.{iname}: expected a mapping, got {cfg!r}")
         interps[iname] = AttackConfig.from_dict(
             {"reduction": reduction, **cfg}, source=f"preset {preset}.{threat}.{iname}"
         )
-    baseline = AttackConfig.from_dict(block.get("baseline") or {}, f"preset {preset}.{threat}.baseline")
+    if not isinstance(block.get("baseline"), dict):
+        raise ConfigError(
+            f"preset {preset}.{threat}: missing 'baseline' block (the baseline attack's n_warm, n_total, ...)"
+        )
+    baseline = AttackConfig.from_dict(block["baseline"], f"preset {preset}.{threat}.baseline")
     settings = ThreatSettings(threat, params, baseline, interps)
     for iname, cfg in interps.items():
         try:

@@ -31,11 +31,18 @@ def fashion_mnist(split: str = "test", root: str | None = None, seed: int = 0, i
 
 
 @DATASETS.register("folder")
-def folder(split: str = "test", root: str | None = None, seed: int = 0, image_size: int = 224) -> Dataset:
-    """A folder of your images (--images DIR): resize 256 -> centre-crop 224."""
+def folder(
+    split: str = "test",
+    root: str | None = None,
+    seed: int = 0,
+    image_size: int = 224,
+    class_names: list[str] | None = None,
+    labels: str | None = None,
+) -> Dataset:
+    """A folder of your images (--images DIR): resize 256 -> centre-crop 224; sub-folders = class names."""
     if root is None:
         raise ValueError("the folder dataset needs a root folder (--images DIR)")
-    return ImageFolderDataset(root, size=image_size)
+    return ImageFolderDataset(root, size=image_size, class_names=class_names, labels=labels)
 
 
 def create_dataset(name: str, **kwargs: object) -> Dataset:

@@ -16,6 +16,7 @@ class JobConfig:
     weights: str | None = None
     dataset: str = "scenes"
     images: str | None = None
+    labels: str | None = None  # label map for --images: {sub-folder: class name or index} (YAML/JSON)
     limit: int = field(default=8, metadata={"min": 1})
     batch_size: int = field(default=8, metadata={"min": 1})
     seed: int = 0

@@ -19,21 +19,25 @@ import time
 from typing import Any
 
 import torch
-import yaml
-from tqdm import tqdm
 
 from .. import __version__
 from ..attacks import ATTACKS
+from ..attacks.base import check_extra_terms
 from ..attacks.presets import load_attack_preset
-from ..config import ConfigError, to_dict
+from ..config import ConfigError
 from ..data import create_dataset
+from ..data.safe_image import readable_items
 from ..data.targets import random_target_classes, shape_maps
 from ..interpreters import create_interpreter
 from ..interpreters.faithfulness import topk_mask_iou
 from ..metrics import map_metrics, target_confidence
 from ..models.zoo import create_model
 from .job import JobConfig
+from .progress_bars import JobProgress
+from .provenance import resolve_provenance
+from .rundir import check_out_dir, check_threads, open_run_dir
 from .store import ResultStore
+from .validate import check_device
 
 log = logging.getLogger(__name__)
 
@@ -51,34 +55,16 @@ def git_revision() -> str:
         return "unknown"
 
 
-def prepare_run_dir(out: str, cfg: JobConfig, resume: bool) -> None:
-    """Create ``out`` (refusing to reuse one silently) or check it matches ``cfg`` on resume."""
-    cfg_path = os.path.join(out, "config.yaml")
-    if os.path.exists(out) and os.listdir(out):
-        if not resume:
-            raise FileExistsError(f"run directory {out} exists; pass --resume to continue it or choose another --out")
-        if not os.path.isfile(cfg_path):
-            raise FileExistsError(f"{out} is not a doublecross run directory (no config.yaml)")
-        with open(cfg_path) as fh:
-            saved = {**to_dict(JobConfig()), **yaml.safe_load(fh)}  # fields added since the run: defaults
-        if saved != to_dict(cfg):
-            diff = sorted(k for k in set(saved) | set(to_dict(cfg)) if saved.get(k) != to_dict(cfg).get(k))
-            raise ConfigError(f"cannot resume {out}: the configuration differs in {diff}")
-        return
-    os.makedirs(out, exist_ok=True)
-    with open(cfg_path, "w") as fh:
-        yaml.safe_dump(to_dict(cfg), fh, sort_keys=False)
-
-
 def attack_set(cfg: JobConfig, model: Any) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None, list[str]]:
     """The first ``limit`` correctly classified images: (x, y, object masks or None, class names)."""
     if cfg.images:
-        ds = create_dataset("folder", root=cfg.images, image_size=(model.input_size or (224, 224))[0])
+        size = (model.input_size or (224, 224))[0]
+        classes = list(model.classes) if model.classes else None
+        ds = create_dataset("folder", root=cfg.images, image_size=size, class_names=classes, labels=cfg.labels)
     else:
         ds = create_dataset(cfg.dataset, split="test")
     xs, ys, ms = [], [], []
-    for i in range(len(ds)):
-        item = ds[i]
+    for _, item in readable_items(ds):  # decoded one at a time, up to the limit; unreadable files skipped
         x = item[0][None]
         with torch.no_grad():
             pred = int(model(x.to(model.mean.device)).argmax(1))
@@ -122,12 +108,17 @@ def target_maps(
 
 
 def run_job(cfg: JobConfig, out: str, resume: bool = False, progress: bool | None = None) -> dict[str, Any]:
-    """Run (or resume) the attack job into ``out``; return the manifest."""
-    prepare_run_dir(out, cfg, resume)
+    """Run (or resume) the attack job into ``out``; return the manifest.
+
+    Everything that can be checked is checked before the run directory is created (device,
+    preset, interpreters); a fresh run that fails before its first unit leaves no directory.
+    The directory is locked while the job runs (a second process refuses), and a resume is
+    refused when the configuration, the preset's contents, the weights or the images changed.
+    """
     show = sys.stderr.isatty() if progress is None else progress
     t_start = time.time()
-    torch.manual_seed(cfg.seed)
-    device = torch.device(cfg.device)
+    check_out_dir(out)  # a file as --out, before anything slower
+    device = check_device(cfg.device)
     preset = load_attack_preset(cfg.preset)
     if not cfg.threats or not cfg.interpreters:
         raise ConfigError("the attack job needs at least one threat and one interpreter")
@@ -135,14 +126,38 @@ def run_job(cfg: JobConfig, out: str, resume: bool = False, progress: bool | Non
         preset.for_threat(name)  # every requested threat is covered before any work starts
         for iname in cfg.interpreters:
             preset.for_threat(name).for_interpreter(iname)
+    rts_weights = preset.interpreter_options.get("rts", {}).get("weights")
+    with open_run_dir(out, cfg, resume, resolve_provenance(cfg, rts_weights)):
+        return _run_locked(cfg, out, preset, device, show, t_start)
+
+
+def _run_locked(
+    cfg: JobConfig, out: str, preset: Any, device: torch.device, show: bool, t_start: float
+) -> dict[str, Any]:
+    torch.manual_seed(cfg.seed)
     model = create_model(cfg.model, weights=cfg.weights).to(device)
     x_all, y_all, m_all, names = attack_set(cfg, model)
     gen = torch.Generator().manual_seed(cfg.seed)
     t_all = random_target_classes(y_all, model.num_classes, gen)
     interps = {n: create_interpreter(n, model, **preset.interpreter_options.get(n, {})) for n in cfg.interpreters}
+    for tname in cfg.threats:
+        for iname, interp in interps.items():
+            try:
+                check_extra_terms(preset.for_threat(tname).for_interpreter(iname), interp)
+            except ValueError as e:
+                raise ConfigError(f"preset {cfg.preset}.{tname}.{iname}.{e}") from None
     store = ResultStore(os.path.join(out, "results.sqlite"))
+    done_threads = [i["threads"] for i in store.unit_infos().values() if "threads" in i]
+    check_threads(done_threads, torch.get_num_threads(), out)
     n_batches = -(-len(x_all) // cfg.batch_size)
-    bar = tqdm(total=n_batches * len(cfg.threats) * (1 + len(interps)), disable=not show, desc="attack")
+    units = [
+        (b, tname, unit)
+        for b in range(n_batches)
+        for tname in cfg.threats
+        for unit in [preset.for_threat(tname).create_threat().baseline]
+        + [f"{preset.for_threat(tname).create_threat().adv2_name}-{n}" for n in interps]
+    ]
+    bars = JobProgress(len(units), sum(store.done(b, u) for b, _, u in units), show)
     try:
         for b in range(n_batches):
             sl = slice(b * cfg.batch_size, (b + 1) * cfg.batch_size)
@@ -151,37 +166,36 @@ def run_job(cfg: JobConfig, out: str, resume: bool = False, progress: bool | Non
             for tname in cfg.threats:
                 settings = preset.for_threat(tname)
                 threat = settings.create_threat()
+                base_steps = settings.baseline.n_warm + settings.baseline.n_total
                 if not store.done(b, threat.baseline):
-                    bar.set_postfix(unit=threat.baseline, batch=b)
-                    _baseline_unit(store, b, model, threat, settings.baseline, x, y, t, cfg)
-                bar.update(1)
-                bar.update(1)
+                    with bars.unit(f"batch {b} {threat.baseline}", base_steps):
+                        _baseline_unit(store, b, model, threat, settings.baseline, x, y, t, cfg)
                 for name, interp in interps.items():
                     unit = f"{threat.adv2_name}-{name}"
                     if not store.done(b, unit):
-                        bar.set_postfix(unit=unit, batch=b)
                         unit_gen = torch.Generator().manual_seed(cfg.seed * 1000 + b)
                         acfg = settings.for_interpreter(name)
-                        _adv2_unit(
-                            store,
-                            b,
-                            unit,
-                            model,
-                            interp,
-                            settings.create_threat(acfg),
-                            acfg,
-                            x,
-                            y,
-                            t,
-                            masks,
-                            (x_all, y_all),
-                            cfg,
-                            unit_gen,
-                        )
-                    bar.update(1)
+                        with bars.unit(f"batch {b} {unit}", acfg.n_warm + acfg.n_total):
+                            _adv2_unit(
+                                store,
+                                b,
+                                unit,
+                                model,
+                                interp,
+                                settings.create_threat(acfg),
+                                acfg,
+                                x,
+                                y,
+                                t,
+                                masks,
+                                (x_all, y_all),
+                                cfg,
+                                unit_gen,
+                            )
     finally:
-        bar.close()
+        bars.close()
         seconds = store.unit_seconds()
+        threads = sorted({i["threads"] for i in store.unit_infos().values() if "threads" in i})
         store.close()
     manifest = {
         "seed": cfg.seed,
@@ -192,6 +206,7 @@ def run_job(cfg: JobConfig, out: str, resume: bool = False, progress: bool | Non
         "git_revision": git_revision(),
         "device": str(device),
         "threads": torch.get_num_threads(),
+        "unit_threads": threads,
         "images": len(x_all),
         "classes": names,
         "wall_time_s": round(time.time() - t_start, 2),
@@ -202,6 +217,11 @@ def run_job(cfg: JobConfig, out: str, resume: bool = False, progress: bool | Non
     with open(os.path.join(out, "manifest.json"), "w") as fh:
         json.dump(manifest, fh, indent=2)
     return manifest
+
+
+def _unit_info(x: torch.Tensor) -> dict[str, Any]:
+    """What a unit's numbers depend on beyond the config: the thread count (MASK/RTS images change with it)."""
+    return {"threads": torch.get_num_threads(), "device": str(x.device)}
 
 
 def _size_metrics(size: dict[str, torch.Tensor], i: int) -> dict[str, float]:
@@ -242,7 +262,9 @@ def _baseline_unit(
     ]
     arrays = {"x": res.x_adv, "magnitude": threat.magnitude(res.perturbation)}
     arrays.update({f"size_{k}": v for k, v in res.size.items()})
-    store.write_unit(b, threat.baseline, time.time() - t0, rows, {k: v.float().cpu() for k, v in arrays.items()})
+    store.write_unit(
+        b, threat.baseline, time.time() - t0, rows, {k: v.float().cpu() for k, v in arrays.items()}, _unit_info(x)
+    )
 
 
 def _adv2_unit(
@@ -309,4 +331,4 @@ def _adv2_unit(
         "adv_x": res.x_adv,
         "adv_magnitude": threat.magnitude(res.perturbation),
     }
-    store.write_unit(b, unit, time.time() - t0, rows, {k: v.float().cpu() for k, v in arrays.items()})
+    store.write_unit(b, unit, time.time() - t0, rows, {k: v.float().cpu() for k, v in arrays.items()}, _unit_info(x))

@@ -21,6 +21,7 @@ CREATE TABLE IF NOT EXISTS units (batch INTEGER, unit TEXT, seconds REAL, finish
 CREATE TABLE IF NOT EXISTS samples (batch INTEGER, idx INTEGER, unit TEXT, interpreter TEXT, method TEXT,
     metrics TEXT, PRIMARY KEY (batch, idx, unit, interpreter, method));
 CREATE TABLE IF NOT EXISTS arrays (batch INTEGER, unit TEXT, name TEXT, data BLOB, PRIMARY KEY (batch, unit, name));
+CREATE TABLE IF NOT EXISTS unit_info (batch INTEGER, unit TEXT, info TEXT, PRIMARY KEY (batch, unit));
 """
 
 
@@ -50,9 +51,15 @@ class ResultStore:
         return self.db.execute("SELECT 1 FROM units WHERE batch=? AND unit=?", (batch, unit)).fetchone() is not None
 
     def write_unit(
-        self, batch: int, unit: str, seconds: float, rows: list[dict[str, Any]], arrays: dict[str, torch.Tensor]
+        self,
+        batch: int,
+        unit: str,
+        seconds: float,
+        rows: list[dict[str, Any]],
+        arrays: dict[str, torch.Tensor],
+        info: dict[str, Any] | None = None,
     ) -> None:
-        """Store a finished unit atomically: its sample rows, arrays and completion mark."""
+        """Store a finished unit atomically: its sample rows, arrays, completion mark and ``info`` (threads...)."""
         import json
 
         with self.db:  # one transaction
@@ -63,6 +70,8 @@ class ResultStore:
                 )
             for name, t in arrays.items():
                 self.db.execute("INSERT OR REPLACE INTO arrays VALUES (?, ?, ?, ?)", (batch, unit, name, _encode(t)))
+            if info is not None:
+                self.db.execute("INSERT OR REPLACE INTO unit_info VALUES (?, ?, ?)", (batch, unit, json.dumps(info)))
             self.db.execute("INSERT INTO units VALUES (?, ?, ?, ?)", (batch, unit, seconds, time.time()))
 
     def array(self, batch: int, unit: str, name: str) -> torch.Tensor:
@@ -93,6 +102,19 @@ class ResultStore:
                 "method": method,
                 **json.loads(metrics),
             }
+
+    def finished_units(self) -> set[tuple[int, str]]:
+        """Every finished ``(batch, unit)``."""
+        return {(int(b), str(u)) for b, u in self.db.execute("SELECT batch, unit FROM units")}
+
+    def unit_infos(self) -> dict[tuple[int, str], dict[str, Any]]:
+        """(batch, unit) -> the info stored with it (e.g. ``{"threads": 1}``); units of older runs have none."""
+        import json
+
+        return {(b, u): json.loads(i) for b, u, i in self.db.execute("SELECT batch, unit, info FROM unit_info")}
+
+    def count_units(self) -> int:
+        return int(self.db.execute("SELECT COUNT(*) FROM units").fetchone()[0])
 
     def unit_seconds(self) -> dict[str, float]:
         out: dict[str, float] = {}

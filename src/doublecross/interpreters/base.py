@@ -93,6 +93,8 @@ class Interpreter(nn.Module):
     selection: str = "cheap"
     #: Which ADV² attack fits this interpreter (a key of ``attacks.ATTACKS``).
     attack_kind: str = "adv2"
+    #: Names of the terms :meth:`attack_terms` returns (the keys an attack config's ``extra`` may weight).
+    attack_term_names: tuple[str, ...] = ()
 
     def __init__(self, model: Classifier) -> None:
         super().__init__()

@@ -17,6 +17,8 @@ import math
 import torch
 import torch.nn.functional as F
 
+from .. import progress
+
 
 def upsample(maps: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     """Bilinear upsampling of maps (B, 1, h, w) to (B, 1, H, W)."""
@@ -93,6 +95,7 @@ def evaluate_interpreters(
             maps = interp.explain(x[i : i + batch_size], y[i : i + batch_size]).map
             ious.append(topk_mask_iou(maps, masks[i : i + batch_size]))
             hits.append(pointing_game(maps, masks[i : i + batch_size]))
+            progress.step(len(maps))  # images done, for a caller's progress bar
         iou, hit = torch.cat(ious), torch.cat(hits)
         rows.append(
             {

@@ -3,8 +3,10 @@
     s = ∂CE(z(x), c)/∂x        a(i, j) = max_ch |s(ch, i, j)|        g = 𝒩(AvgPool_p(a))
 
 with ``x`` in [0, 1] pixel space and ``p = 4`` for H ≥ 64, else ``max(1, H/16)`` (spec §3.1).
-With a graph (grad enabled) the gradient is taken under the smoothed-ReLU backward surrogate with
-``create_graph=True``, so the map is twice differentiable; the surrogate's forward is exact, so
+With a graph (grad enabled) the gradient is taken under the smoothed backward surrogate of every
+piecewise-linear activation (ReLU, ReLU6, LeakyReLU, PReLU, Hardtanh, Hardsigmoid, Hardswish) with
+``create_graph=True``, so the map is twice differentiable (an op with no double backward at all is
+named in a ``DoubleBackwardError`` on the first graph pass); the surrogate's forward is exact, so
 its logits serve the prediction loss. Without a graph it is the true-ReLU gradient map.
 """
 
@@ -16,7 +18,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from ..models.smooth import DEFAULT_TAU, smooth_relu
+from ..models.smooth import DEFAULT_TAU, check_double_backward, smooth_relu
 from ..models.wrapper import Classifier
 from . import INTERPRETERS
 from .base import Interpretation, Interpreter, minmax_normalise
@@ -49,6 +51,7 @@ class GradInterpreter(Interpreter):
         if signal not in SIGNALS:
             raise ValueError(f"signal must be one of {SIGNALS}, got {signal!r}")
         self.signal, self.tau = signal, tau
+        self._double_backward_checked = False  # once per interpreter: the graph walk costs a few ms
 
     def native_size(self, height: int, width: int) -> tuple[int, int]:
         p = grad_pool_factor(height)
@@ -65,6 +68,9 @@ class GradInterpreter(Interpreter):
             else:
                 score = logits.gather(1, t[:, None]).sum()
             (s,) = torch.autograd.grad(score, xi, create_graph=graph)
+        if graph and not self._double_backward_checked:
+            check_double_backward(s, f"GRAD's map on {self.model.name} (an ADV² attack)")
+            self._double_backward_checked = True
         a = s.abs().amax(dim=1, keepdim=True)
         p = grad_pool_factor(x.shape[-2])
         a = F.avg_pool2d(a, p) if p > 1 else a

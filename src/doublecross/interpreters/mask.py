@@ -25,15 +25,23 @@ The deletion baseline ``b = Φ(x↑)`` is one of Fong & Vedaldi's three (their �
 Blur cannot delete a flat-colour shape much wider than σ_in (a blurred 20 px disc is still a
 disc), so the 64 px ``scenes`` presets use ``"noise"``.
 
+``"auto"`` (the default) is ``"blur"`` where its σ_in is at least ``MIN_BLUR_SIGMA`` = 1 px (H ≥ 64
+with the spec's σ_in = 3.5·H/224, so every size the spec covers keeps its blur) and ``"noise"``
+below [our decision]: at 32 px σ_in = 0.5 px and the blur deletes nothing -- MASK then keeps the
+whole image and its map is all zeros (issue 11).
+
 The jitter offsets come from a generator seeded afresh each call (one offset per step, shared by
 the batch), so a batch equals its singles and a call is deterministic.
 
 With a graph (grad enabled and ``x`` requiring grad) the last ``unroll`` steps are unrolled with
-``create_graph=True`` through the functional Adam, so the map is differentiable w.r.t. ``x``.
+``create_graph=True`` through the functional Adam, so the map is differentiable w.r.t. ``x``. Those
+steps run under ``exact_double_backward`` (Hardsigmoid, e.g. in MobileNetV3, gets an exact,
+twice-differentiable backward; ReLU networks are unaffected).
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
 from dataclasses import dataclass
 from typing import Any
@@ -41,13 +49,16 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from ..models.smooth import check_double_backward, exact_double_backward
 from ..models.wrapper import Classifier
 from ..numerics import flush_denormal
 from . import INTERPRETERS
 from .base import Interpretation, Interpreter, minmax_normalise
 from .functional_adam import AdamState, adam_step
 
-PERTURBATIONS = ("blur", "constant", "noise")
+PERTURBATIONS = ("auto", "blur", "constant", "noise")
+#: Narrowest blur (pixels) that ``perturbation="auto"`` accepts as a deletion.
+MIN_BLUR_SIGMA = 1.0
 
 
 def gaussian_kernel_size(sigma: float) -> int:
@@ -98,7 +109,8 @@ class MaskInterpreter(Interpreter):
         normalise: ``"none"`` (raw 1 - m, default) or ``"minmax"``.
         l1, tv, beta: λ_l1 and λ_tv at 224 (scaled by 784/N) and the TV exponent β.
         blur_sigma: σ_in of the blur baseline in pixels (default 3.5·H/224).
-        perturbation: deletion baseline Φ, ``"blur"`` (default), ``"constant"`` or ``"noise"``.
+        perturbation: deletion baseline Φ, ``"auto"`` (default: blur where σ_in ≥ 1 px, else noise),
+            ``"blur"``, ``"constant"`` or ``"noise"``.
         noise_std: σ_η of the ``"noise"`` baseline in [0, 1] pixel units.
 
     Shape:
@@ -120,7 +132,7 @@ class MaskInterpreter(Interpreter):
         tv: float = 1e-2,
         beta: float = 3.0,
         blur_sigma: float | None = None,
-        perturbation: str = "blur",
+        perturbation: str = "auto",
         noise_std: float = 0.2,
     ) -> None:
         super().__init__(model)
@@ -128,7 +140,7 @@ class MaskInterpreter(Interpreter):
             raise ValueError(f"blur_sigma must be positive, got {blur_sigma}")
         if perturbation not in PERTURBATIONS:
             raise ValueError(f"perturbation must be one of {PERTURBATIONS}, got {perturbation!r}")
-        if blur_sigma is not None and perturbation != "blur":
+        if blur_sigma is not None and perturbation not in ("blur", "auto"):
             raise ValueError(f"blur_sigma applies to perturbation='blur' only, got {perturbation!r}")
         if noise_std <= 0:
             raise ValueError(f"noise_std must be positive, got {noise_std}")
@@ -139,12 +151,20 @@ class MaskInterpreter(Interpreter):
             raise ValueError(f"steps and unroll must be >= 0, got {steps}, {unroll}")
         self.steps, self.lr, self.unroll, self.seed = steps, lr, unroll, seed
         self.normalise, self.l1, self.tv, self.beta = normalise, l1, tv, beta
+        self._double_backward_checked = False
 
     def native_size(self, height: int, width: int) -> tuple[int, int]:
         return max(8, height // 8), max(8, width // 8)
 
+    def perturbation_at(self, height: int) -> str:
+        """The deletion baseline used at input height ``height`` (resolves ``"auto"``)."""
+        if self.perturbation != "auto":
+            return self.perturbation
+        sigma = self.blur_sigma if self.blur_sigma is not None else 3.5 * height / 224
+        return "blur" if sigma >= MIN_BLUR_SIGMA else "noise"
+
     def constants(self, height: int, width: int) -> dict[str, float]:
-        """The size-scaled constants (spec §3.3, "other sizes")."""
+        """The size-scaled constants (spec §3.3, "other sizes"); ``"baseline"`` indexes ``PERTURBATIONS``."""
         s = height / 224
         h, w = self.native_size(height, width)
         n = h * w
@@ -157,6 +177,7 @@ class MaskInterpreter(Interpreter):
             "jitter": max(2, round(4 * height / 224)),
             "l1": self.l1 * 784 / n,
             "tv": self.tv * 784 / n,
+            "baseline": float(PERTURBATIONS.index(self.perturbation_at(height))),
         }
 
     def prepare(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, dict[str, float]]:
@@ -176,10 +197,11 @@ class MaskInterpreter(Interpreter):
         The ``"noise"`` draw comes from a generator seeded with ``seed``, never from a run's jitter
         generator: an attack's inner steps must delete with the noise the evaluation uses.
         """
-        if self.perturbation == "blur":
+        kind = PERTURBATIONS[int(c["baseline"])]
+        if kind == "blur":
             return gaussian_blur(up, int(c["k_in"]), c["sigma_in"])
         mean = up.mean(dim=(2, 3), keepdim=True).expand_as(up)
-        if self.perturbation == "constant":
+        if kind == "constant":
             return mean
         gen = torch.Generator().manual_seed(self.seed)
         eps = torch.randn((1, *up.shape[1:]), generator=gen).to(device=up.device, dtype=up.dtype)
@@ -254,11 +276,14 @@ class MaskInterpreter(Interpreter):
         for k in range(steps + unroll):
             graph = k >= steps
             offset = tuple(int(v) for v in torch.randint(0, j, (2,), generator=generator))
-            with torch.enable_grad():
+            with torch.enable_grad(), exact_double_backward() if graph else contextlib.nullcontext():
                 mv = m if (graph and m.requires_grad) else m.detach().requires_grad_(True)
                 loss = self.loss(mv, up if graph else up_plain, baseline if graph else baseline_plain, t, offset, c)
                 (g,) = torch.autograd.grad(loss.sum(), mv, create_graph=graph)
-                m, adam = adam_step(mv if graph else m.detach(), g, adam, lr=self.lr if lr is None else lr)
+            if graph and not self._double_backward_checked:
+                check_double_backward(g, f"MASK's unrolled steps on {self.model.name} (an ADV² attack)")
+                self._double_backward_checked = True
+            m, adam = adam_step(mv if graph else m.detach(), g, adam, lr=self.lr if lr is None else lr)
         return MaskState(m, adam)
 
     def interpret(self, x: torch.Tensor, t: torch.Tensor, state: Any, graph: bool) -> Interpretation:
@@ -283,7 +308,7 @@ def create_mask(
     blur_sigma: float | None = None,
     tv: float = 1e-2,
     l1: float = 1e-4,
-    perturbation: str = "blur",
+    perturbation: str = "auto",
     noise_std: float = 0.2,
 ) -> MaskInterpreter:
     """MASK: meaningful perturbation, Adam 300 steps, map = 1 - mask at H/8."""

@@ -7,6 +7,11 @@ equal the classifier logits and one forward serves both (spec §4.6). Selector: 
 ``s ⊙ σ(a - κ)`` and the "exists" logits are ``(-ā/2, ā/2)``. Decoder: one block per encoder stage
 down to stride 4 -- conv 3×3 to 4·C_out, BN, ReLU, pixel-shuffle ×2, ReLU, concat skip, residual
 bottleneck to C_out -- then a 1×1 conv to (u, v) and ``mask = |u| / (|u| + |v| + 1e-8)``.
+
+Shallow encoders [our decision]: when only one stage is at stride ≥ 4 (a small ``nn.Sequential``,
+or a 32 px input) the decoder gets one residual bottleneck at that stage's resolution instead of no
+layer at all (a bare 1×1 head had 1.5 k parameters and gave near-empty maps); when no stage
+reaches stride 4 the coarsest stage is used. Either way the mask is resized to H/4.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..models.arch_check import build_checked
 from ..models.checkpoint import load_checkpoint, save_checkpoint
 from ..models.weights import WeightsError, load_state_into
 from ..models.wrapper import Classifier
@@ -84,12 +90,18 @@ class RTSNet(nn.Module):
         self.channels, self.num_classes = list(channels), num_classes
         self.embedding = nn.Parameter(torch.randn(num_classes, k) / k**0.5)
         skips = list(reversed(channels[:-1]))
-        self.widths = list(widths) if widths is not None else [max(32, c // 4) for c in skips]
+        if widths is not None:
+            self.widths = list(widths)
+        else:
+            self.widths = [max(32, c // 4) for c in skips] if skips else [max(32, k // 4)]
         blocks, cin = [], k
-        for cskip, cout in zip(skips, self.widths, strict=True):
+        for cskip, cout in zip(skips, self.widths if skips else [], strict=True):
             blocks.append(UpBlock(cin, cskip, cout))
             cin = cout
         self.blocks = nn.ModuleList(blocks)
+        # one encoder stage: a residual bottleneck refines it (a checkpoint with widths [] has none)
+        self.refine = Bottleneck(k, self.widths[0]) if not skips and self.widths else None
+        cin = self.widths[0] if self.refine is not None else cin
         self.head = nn.Conv2d(cin, 2, 1)
 
     def forward(
@@ -103,6 +115,8 @@ class RTSNet(nn.Module):
         exists = torch.stack([-abar / 2, abar / 2], dim=1)
         for block, skip in zip(self.blocks, reversed(stages[:-1]), strict=True):
             x = block(x, skip)
+        if self.refine is not None:
+            x = self.refine(x)
         uv = self.head(x)
         u, v = uv[:, :1].abs(), uv[:, 1:].abs()
         return u / (u + v + 1e-8), exists
@@ -111,11 +125,14 @@ class RTSNet(nn.Module):
 def encoder_stages(model: Classifier, x: torch.Tensor) -> tuple[list[torch.Tensor], torch.Tensor]:
     """The classifier's stages at strides ≥ 4 (fine -> coarse) and its logits, from one pass.
 
+    When no stage reaches stride 4 (a shallow network), the coarsest stage alone.
+
     Shapes: x (B, 3, H, W) -> [(B, C_i, H/s_i, W/s_i) for s_i ≥ 4], logits (B, num_classes).
     """
     stages, logits = model.stages_and_logits(x)
     h = x.shape[-2]
-    return [s for s in stages if h // s.shape[-2] >= RTS_STRIDE], logits
+    used = [s for s in stages if h // s.shape[-2] >= RTS_STRIDE]
+    return (used or stages[-1:]), logits
 
 
 def build_rts_net(model: Classifier, widths: list[int] | None = None) -> RTSNet:
@@ -141,6 +158,7 @@ class RtsInterpreter(Interpreter):
     """
 
     name = "rts"
+    attack_term_names = ("encoder",)
 
     def __init__(self, model: Classifier, net: RTSNet, kappa: float = 0.0, normalise: str = "none") -> None:
         super().__init__(model)
@@ -193,7 +211,8 @@ def load_rts_net(path: str, model: Classifier) -> tuple[RTSNet, dict[str, Any]]:
             f"{path} was trained for encoder stages {meta['channels']} / {len(meta['classes'])} "
             f"classes, but {model.name} has {probe.channels} / {probe.num_classes}"
         )
-    net = RTSNet(meta["channels"], len(meta["classes"]), meta["widths"])
+    # shapes checked on the meta device first: a crafted file's "widths" cannot allocate gigabytes
+    net = build_checked(lambda: RTSNet(meta["channels"], len(meta["classes"]), meta["widths"]), {}, state, path)
     load_state_into(net, state, path)
     net.eval()
     for p in net.parameters():

@@ -53,3 +53,20 @@ def iou_topk(a: torch.Tensor, b: torch.Tensor, k: int) -> torch.Tensor:
 def iou_sweep(a: torch.Tensor, b: torch.Tensor, ks: tuple[int, ...] = IOU_KS) -> torch.Tensor:
     """IoU_k for every k of the sweep. -> (B, len(ks))."""
     return torch.stack([iou_topk(a, b, k) for k in ks], dim=1)
+
+
+def is_degenerate(maps: torch.Tensor, atol: float = 1e-6) -> torch.Tensor:
+    """Which maps are constant (all-zero included): ``max - min ≤ atol`` per sample, or non-finite.
+
+    A constant map carries no localisation: distances between two such maps (L1 = 0, IoU by flat
+    index) must be flagged, never counted as a perfect match.
+
+    Shape:
+        maps: (B, ...) -> (B,) bool.
+    """
+    if maps.dim() < 2:
+        raise ValueError(f"maps must have shape (B, ...), got {tuple(maps.shape)}")
+    flat = maps.detach().flatten(1).float()
+    finite = torch.isfinite(flat).all(dim=1)
+    spread = flat.nan_to_num(0.0).amax(dim=1) - flat.nan_to_num(0.0).amin(dim=1)
+    return (spread <= atol) | ~finite

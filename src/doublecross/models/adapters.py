@@ -3,7 +3,21 @@
 CAM needs ``A`` (the last post-ReLU convolutional feature map) and the final ``nn.Linear``; an
 adapter computes ``A`` and the logits ``fc(mean_hw(A))`` in one pass that reproduces the
 network's own forward exactly. Adapters are registered and tried in order; a model none of them
-accepts still works as a classifier but refuses feature access with a clear error.
+accepts gets the automatic split of :mod:`doublecross.models.features` (slower: a hook per call).
+
+Registering your own (the fast path, or for a network the probe cannot split)::
+
+    from doublecross.models import Adapter, register_adapter
+
+    register_adapter(Adapter(
+        name="mynet",
+        accepts=lambda net: isinstance(net, MyNet),
+        features=lambda net, x: net.body(x),                  # A: (B, K, h, w)
+        linear=lambda net: net.fc,                             # logits = fc(mean_hw(A))
+        stages=lambda net, x: [net.stage1(x), ...],           # fine -> coarse, last = A
+    ))
+
+Register before wrapping the network in ``Classifier`` (the adapter is picked at construction).
 """
 
 from __future__ import annotations
@@ -100,6 +114,30 @@ ADAPTERS: list[Adapter] = [
         _densenet_stages,
     ),
 ]
+
+
+def register_adapter(adapter: Adapter, first: bool = True) -> Adapter:
+    """Add ``adapter`` to the registry (tried before the built-in ones unless ``first=False``).
+
+    Raises:
+        TypeError: not an :class:`Adapter`.
+        ValueError: an adapter of that name is already registered.
+    """
+    if not isinstance(adapter, Adapter):
+        raise TypeError(f"register_adapter takes an Adapter, got {type(adapter).__name__}")
+    if adapter.name in adapter_names():
+        raise ValueError(f"an adapter named {adapter.name!r} is already registered ({', '.join(adapter_names())})")
+    ADAPTERS.insert(0, adapter) if first else ADAPTERS.append(adapter)
+    return adapter
+
+
+def unregister_adapter(name: str) -> None:
+    """Remove the adapter called ``name``. Raises ValueError if there is none."""
+    for i, adapter in enumerate(ADAPTERS):
+        if adapter.name == name:
+            del ADAPTERS[i]
+            return
+    raise ValueError(f"no adapter named {name!r} (registered: {', '.join(adapter_names())})")
 
 
 def find_adapter(net: nn.Module) -> Adapter | None:

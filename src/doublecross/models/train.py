@@ -66,8 +66,11 @@ class TrainConfig:
 
 def stack_dataset(ds: Dataset, limit: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """All (or the first ``limit``) items of ``ds`` as ``X (N, 3, H, W)`` and ``y (N,)`` int64."""
-    n = len(ds) if limit is None else min(limit, len(ds))
-    items = [ds[i] for i in range(n)]
+    from ..data.safe_image import readable_items
+
+    items = [item for _, item in readable_items(ds, limit)]  # unreadable folder images are skipped
+    if not items:
+        raise ValueError("no readable image in the dataset")
     return torch.stack([it[0] for it in items]), torch.tensor([int(it[1]) for it in items], dtype=torch.int64)
 
 

@@ -19,6 +19,22 @@ class WeightsError(ValueError):
     """A weights file is missing, unreadable, untrusted or does not fit the model."""
 
 
+def _file_kind(path: str) -> str | None:
+    """``None`` for a file that may be a torch file (zip archive or pickle); else what it looks like."""
+    with open(path, "rb") as fh:
+        head = fh.read(512)
+    if not head:
+        return "it is empty"
+    if head.startswith(b"PK\x03\x04") or head[:1] == b"\x80":  # torch.save zip / legacy pickle protocol 2+
+        return None
+    try:
+        text = head.decode("utf-8")
+    except UnicodeDecodeError:
+        return f"unknown binary content starting with {head[:8]!r}"
+    first = text.strip().splitlines()[0][:60] if text.strip() else ""
+    return f"it is a text file starting with {first!r}"
+
+
 def load_weights_file(path: str | os.PathLike[str]) -> Any:
     """Load a weights/checkpoint file safely (CPU tensors).
 
@@ -34,6 +50,11 @@ def load_weights_file(path: str | os.PathLike[str]) -> Any:
         except ImportError as e:  # pragma: no cover - depends on the environment
             raise WeightsError(f"{path}: reading .safetensors needs `pip install safetensors`") from e
         return load_file(path, device="cpu")
+    kind = _file_kind(path)
+    if kind is not None:
+        raise WeightsError(
+            f"{path} is not a weights file ({kind}); expected a PyTorch .pt/.pth (torch.save) or a .safetensors file"
+        )
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:

@@ -15,6 +15,7 @@ import torchvision
 from torch import nn
 
 from ..registry import Registry
+from .arch_check import build_checked, check_arch_kwargs, check_meta
 from .checkpoint import load_checkpoint
 from .small import SmallDenseNet, SmallResNet
 from .weights import (
@@ -66,7 +67,10 @@ def classifier_from_checkpoint(path: str, name: str | None = None) -> Classifier
     arch = meta["arch"]
     if arch not in ARCHITECTURES:
         raise WeightsError(f"{path}: unknown architecture {arch!r}; known: {ARCHITECTURES.names()}")
-    net = ARCHITECTURES.create(arch, num_classes=len(meta["classes"]), **meta.get("arch_kwargs", {}))
+    check_meta(meta, path)
+    factory = ARCHITECTURES.get(arch)
+    kwargs = {"num_classes": len(meta["classes"]), **check_arch_kwargs(factory, meta.get("arch_kwargs"), arch, path)}
+    net = build_checked(factory, kwargs, state, path)  # shapes checked on the meta device first
     load_state_into(net, state, path)
     clf = Classifier(
         net,

@@ -3,95 +3,88 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 from typing import Any
 
-import yaml
-
 from ..experiments.store import ResultStore
-from .figures import grid_figure
+from ..safe_yaml import load_yaml_file
+from .completeness import incomplete_html
+from .grids import draw_unit_grids, grid_units
 from .html import write_report
+from .per_image import class_name, per_image_html
+from .safe_paths import output_path
+from .settings import settings_html
 from .tables import format_table, method_label, summarise, write_csv
 
+log = logging.getLogger(__name__)
 
-def _grid_units(samples: list[dict[str, Any]], out: str) -> dict[tuple[str, str, str, str], str]:
-    """(interpreter, baseline method, ADV² method, ADV² unit) -> PNG path, for every ADV² unit of batch 0.
+_grid_units = grid_units  # the former private name
 
-    The baseline's unit carries its method's name (``pgd``, ``stadv``); L∞ grids are
-    ``grid_<interp>.png``, other threats ``grid_<interp>_<threat>.png``.
-    """
-    found: dict[tuple[str, str, str, str], str] = {}
-    methods: dict[tuple[str, str], set[str]] = {}
-    for s in samples:
-        if s["interpreter"] and s["batch"] == 0:
-            methods.setdefault((s["interpreter"], s["unit"]), set()).add(s["method"])
-    for (interp, unit), ms in sorted(methods.items()):
-        adv = unit[: -len(interp) - 1]
-        base = next(iter(ms - {adv}), None)
-        if base is None:
-            continue
-        suffix = "" if adv == "adv2" else "_" + adv.removeprefix("adv2-")
-        found[(interp, base, adv, unit)] = os.path.join(out, f"grid_{interp}{suffix}.png")
-    return found
+
+def run_class_names(config: dict[str, Any], manifest: dict[str, Any]) -> list[str]:
+    """Class names of a run: the manifest's, else the model's (a run killed before its manifest), else none."""
+    if manifest.get("classes"):
+        return list(manifest["classes"])
+    try:
+        from ..models.zoo import create_model
+
+        model = create_model(config["model"], weights=config.get("weights"))
+        return list(model.classes or [])
+    except Exception as e:  # noqa: BLE001 -- the report still renders, with class numbers
+        log.warning("report: no class names (%s)", e)
+        return []
 
 
 def build_report(out: str, class_names: list[str] | None = None) -> tuple[str, list[dict[str, Any]]]:
-    """(Re)generate summary.csv, grid_<interp>[_<threat>].png and report.html from ``out``; return the table."""
+    """(Re)generate summary.csv, grid_<interp>[_<threat>][-p<k>].png and report.html from ``out``; return the table."""
     manifest: dict[str, Any] = {}
     if os.path.isfile(os.path.join(out, "manifest.json")):
         with open(os.path.join(out, "manifest.json")) as fh:
             manifest = json.load(fh)
+    if not os.path.isfile(os.path.join(out, "results.sqlite")):
+        raise FileNotFoundError(f"{out} is not a run directory (no results.sqlite)")
+    config = load_yaml_file(os.path.join(out, "config.yaml"))
+    names = list(class_names or run_class_names(config, manifest))
+
+    def cap(pred: int, conf: float | None) -> str:
+        return f"{class_name(names, pred)} ({'true' if conf is None else f'{conf:.2f}'})"
+
     store = ResultStore(os.path.join(out, "results.sqlite"))
     try:
         samples = list(store.samples())
         rows = summarise(samples)
-        write_csv(rows, os.path.join(out, "summary.csv"))
+        write_csv(rows, output_path(out, "summary.csv"))
         table = format_table(rows)
-        figures = {}
-        names = class_names or manifest.get("classes") or []
-
-        def cap(pred: int, conf: float) -> str:
-            return f"{names[pred] if pred < len(names) else pred} ({conf:.2f})"
-
-        for (interp, base, adv, unit), png in _grid_units(samples, out).items():
-            by: dict[str, list[dict[str, Any]]] = {}
-            for s in samples:
-                if s["unit"] == unit and s["batch"] == 0:
-                    by.setdefault(s["method"], []).append(s)
-            grid_figure(
-                png,
-                interp,
-                store.array(0, unit, "x"),
-                store.array(0, base, "x"),
-                store.array(0, unit, "adv_x"),
-                {
-                    "benign": store.array(0, unit, "benign_map"),
-                    # runs written before StAdv existed stored the baseline's map as ``pgd_map``
-                    "base": store.array(0, unit, "base_map" if store.has_array(0, unit, "base_map") else "pgd_map"),
-                    "adv2": store.array(0, unit, "adv_map"),
-                },
-                {
-                    "benign": [cap(s["label"], 1.0).replace(" (1.00)", " (true)") for s in by.get(adv, [])],
-                    "base": [cap(s["pred"], s["confidence"]) for s in by.get(base, [])],
-                    "adv2": [cap(s["pred"], s["confidence"]) for s in by.get(adv, [])],
-                },
-                titles=(method_label(base), method_label(adv)),
-                magnitudes=(store.array(0, base, "magnitude"), store.array(0, unit, "adv_magnitude"))
-                if store.has_array(0, unit, "adv_magnitude")
-                else None,
-            )
-            figures[f"{interp} — {method_label(adv)}"] = png
+        figures: dict[str, list[str]] = {}
+        drawn: dict[str, int] = {}
+        for key, png in grid_units(samples, out).items():
+            interp, _, adv, _ = key
+            pages, n = draw_unit_grids(store, samples, key, png, cap)
+            if pages:
+                figures[f"{interp.upper()} — {method_label(adv)}"] = pages
+                drawn[f"{interp.upper()} — {method_label(adv)}"] = n
+        done = store.finished_units()
     finally:
         store.close()
-    with open(os.path.join(out, "config.yaml")) as fh:
-        config = yaml.safe_load(fh)
+    n_images = len({s["idx"] for s in samples})
+    lead_sections = [("Hyper-parameters", settings_html(config, manifest))]
+    sections = [("Per image", per_image_html(samples, names))]
+    note = ""
+    if any(n < n_images for n in drawn.values()):
+        shown = min(drawn.values())
+        note = f"<p>The grids draw the first {shown} of {n_images} images; the per-image table has all.</p>"
     write_report(
-        os.path.join(out, "report.html"),
+        output_path(out, "report.html"),
         "doublecross: ADV² against interpreters",
         table,
         rows,
         figures,
         config,
         manifest,
+        sections=sections,
+        lead_sections=lead_sections,
+        warning=incomplete_html(config, manifest, done, out),
+        figures_note=note,
     )
     return table, rows
