@@ -17,6 +17,8 @@ def make(name, model):
     if name == "rts":  # an untrained masking network is enough for the contract
         torch.manual_seed(0)
         return RtsInterpreter(model, build_rts_net(model))
+    if name == "ensemble":  # GRAD's 16x16 map and CAM's 8x8 one (upsampled), side by side
+        return create_interpreter("ensemble", model, members="grad,cam")
     extra = {}
     if perturbation and name == "mask":
         extra = {"perturbation": perturbation}
@@ -37,7 +39,8 @@ def _x(b=3, seed=0):
 
 
 def test_all_registered():
-    assert set(NAMES) == {"grad", "cam", "mask", "rts", "gradcam", "gradcam++", "smoothgrad", "ig", "input-x-grad"}
+    expected = {"grad", "cam", "mask", "rts", "gradcam", "gradcam++", "smoothgrad", "ig", "input-x-grad", "ensemble"}
+    assert set(NAMES) == expected
 
 
 @pytest.mark.parametrize("name", VARIANTS)
@@ -49,7 +52,7 @@ def test_shape_range_finite_and_native_size(name, model):
     assert torch.isfinite(out.map).all() and float(out.map.min()) >= 0 and float(out.map.max()) <= 1
     expected = {"grad": (16, 16), "cam": (8, 8), "mask": (8, 8), "rts": (16, 16), "gradcam": (8, 8)}
     expected.update({"gradcam++": (8, 8), "smoothgrad": (16, 16), "ig": (16, 16), "input-x-grad": (16, 16)})
-    expected.update({"gradcam:-2": (16, 16), "gradcam++:-2": (16, 16)})
+    expected.update({"gradcam:-2": (16, 16), "gradcam++:-2": (16, 16), "ensemble": (16, 32)})
     expected = expected.get(name, expected[name.partition(":")[0]])
     assert (h, w) == expected
     torch.testing.assert_close(out.logits, model(_x()))

@@ -90,13 +90,16 @@ class Adv2PGD(Attack):
         v = self.warm_start(model, x0, t, th.init(x0), cfg.n_warm)
         sel = Selector(v, self)
         history: list[dict[str, Any]] = []
+        state = None  # an interpreter's warm start, for those that carry one (an ensemble with MASK)
         for k in range(cfg.n_total):
             if cfg.phase_start(k):
                 th.reset()  # a fresh optimiser for stage 2 and for each λ phase (StAdv's Adam)
             v = v.detach().requires_grad_(True)
             x = th.apply(x0, v)
-            out = interpreter(x, t)
-            dist = map_loss(out.map, target_map, cfg.reduction)
+            out = interpreter(x, t, state)
+            if interpreter.carries_state and out.state is not None:
+                state = out.state.detach()
+            dist = interpreter.map_distance(out.map, target_map, cfg.reduction)
             loss = cfg.w_prd * ce_loss(out.logits, t) + cfg.lam_at(k) * dist + th.penalty(v)
             for name, term in interpreter.attack_terms(out, t).items():
                 loss = loss + float(cfg.extra.get(name, 0.0)) * term

@@ -7,6 +7,7 @@ StAdv) and one :class:`AttackConfig` per interpreter.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -68,9 +69,13 @@ def attack_preset_names() -> list[str]:
     return [n for n in preset_names() if load_preset_dict(n)["kind"] == "attack"]
 
 
-def load_attack_preset(name: str) -> AttackPreset:
-    """Load and validate attack preset ``name``."""
+def load_attack_preset(name: str, overrides: Sequence[str] = (), steps_scale: float = 1.0) -> AttackPreset:
+    """Load and validate attack preset ``name``, after ``--steps-scale``/``--set`` (:mod:`.overrides`)."""
     data = dict(load_preset_dict(name))
+    if overrides or steps_scale != 1.0:
+        from .overrides import apply_overrides
+
+        data = apply_overrides(data, overrides, steps_scale, THREATS.names())
     if data.pop("kind") != "attack":
         raise ConfigError(f"preset {name} is not an attack preset")
     allowed = {"description", "model", "int_loss_reduction", "interpreter_options", "notes", "map_sizes"}

@@ -141,6 +141,11 @@ class ScenesDataset(Dataset):
     def __len__(self) -> int:
         return self.n
 
+    @property
+    def labels(self) -> list[int]:
+        """Every image's label without rendering it (image ``i`` shows class ``i % 10``)."""
+        return [i % len(CLASSES) for i in range(self.n)]
+
     def __getitem__(self, index: int) -> tuple[torch.Tensor, int, torch.Tensor]:
         if not 0 <= index < self.n:
             raise IndexError(f"index {index} out of range for {self.n} images")

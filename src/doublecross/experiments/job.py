@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 
 from ..config import from_dict
 from ..data.targets import TARGET_MAP_MODES
+from .selection import SELECTIONS
 
 
 @dataclass(frozen=True)
@@ -26,6 +27,18 @@ class JobConfig:
     target_map: str = field(default="benign", metadata={"choices": TARGET_MAP_MODES})
     device: str = "cpu"
     history_every: int = 0
+    # your own model (``model: path/file.py:factory``, see models/user.py); ignored by registered models
+    num_classes: int | None = field(default=None, metadata={"min": 1})
+    input_size: int | None = field(default=None, metadata={"min": 8})
+    mean: tuple[float, ...] | None = None
+    std: tuple[float, ...] | None = None
+    normalise: bool = True
+    rts_weights: str | None = None
+    # attack set (spec §1.4): class-balanced seeded draw, or the first correct images (experiments/selection.py)
+    selection: str = field(default="balanced", metadata={"choices": SELECTIONS})
+    # shorten / adjust the preset (attacks/overrides.py)
+    steps_scale: float = field(default=1.0, metadata={"min": 1e-9})
+    overrides: tuple[str, ...] = ()
 
     @classmethod
     def from_dict(cls, data: dict) -> JobConfig:

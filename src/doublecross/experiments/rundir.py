@@ -56,7 +56,8 @@ def _check_config(out: str, cfg: JobConfig) -> None:
         raise ConfigError(f"cannot resume {out}: {e}") from None
     if not isinstance(stored, dict):
         raise ConfigError(f"cannot resume {out}: {CONFIG} is not a mapping")
-    saved = {**to_dict(JobConfig()), **stored}  # fields added since the run: defaults
+    # fields added since the run: defaults; runs before the class-balanced draw used the first-N rule
+    saved = {**to_dict(JobConfig()), "selection": "first", **stored}
     now = to_dict(cfg)
     if saved != now:
         diff = sorted(k for k in set(saved) | set(now) if saved.get(k) != now.get(k))

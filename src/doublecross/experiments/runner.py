@@ -1,7 +1,8 @@
 """The main job: baseline and ADV² attacks against each interpreter on a set of images, stored and reported.
 
 Flow: resolve the config -> load model and data -> attack set (correctly classified images,
-in dataset order) -> seeded target classes -> per batch and threat: one baseline unit (PGD or
+class-balanced seeded draw, ``selection.py``)
+-> seeded target classes -> per batch and threat: one baseline unit (PGD or
 regular StAdv; its image serves every interpreter) and one ADV² unit per interpreter -> result
 store -> summary, table, grids, HTML. Units are named ``<baseline>`` and ``<adv2_name>-<interp>``
 (``pgd``, ``adv2-cam``, ``stadv``, ``adv2-stadv-cam``).
@@ -26,16 +27,17 @@ from ..attacks.base import check_extra_terms
 from ..attacks.presets import load_attack_preset
 from ..config import ConfigError
 from ..data import create_dataset
-from ..data.safe_image import readable_items
 from ..data.targets import random_target_classes, shape_maps
 from ..interpreters import create_interpreter
 from ..interpreters.faithfulness import topk_mask_iou
 from ..metrics import map_metrics, target_confidence
-from ..models.zoo import create_model
+from ..metrics.maps import is_degenerate
+from ..models.user import ModelOptions, build_model
 from .job import JobConfig
 from .progress_bars import JobProgress
 from .provenance import resolve_provenance
 from .rundir import check_out_dir, check_threads, open_run_dir
+from .selection import select_attack_set
 from .store import ResultStore
 from .validate import check_device
 
@@ -55,31 +57,40 @@ def git_revision() -> str:
         return "unknown"
 
 
-def attack_set(cfg: JobConfig, model: Any) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None, list[str]]:
-    """The first ``limit`` correctly classified images: (x, y, object masks or None, class names)."""
-    if cfg.images:
+def attack_set(
+    cfg: JobConfig, model: Any, dataset: Any = None
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None, list[str]]:
+    """``limit`` correctly classified images, class-balanced and seeded (spec §1.4; ``selection.py``).
+
+    Returns (x, y, object masks or None, class names). ``dataset`` (items ``(x, y[, mask])``)
+    replaces ``cfg.images``/``cfg.dataset``.
+    """
+    return attack_set_with_indices(cfg, model, dataset)[:4]  # type: ignore[return-value]
+
+
+def attack_set_with_indices(
+    cfg: JobConfig, model: Any, dataset: Any = None
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None, list[str], list[int]]:
+    """:func:`attack_set` plus the dataset indices of the chosen images (unreadable files skipped)."""
+    if dataset is not None:
+        ds = dataset
+    elif cfg.images:
         size = (model.input_size or (224, 224))[0]
         classes = list(model.classes) if model.classes else None
         ds = create_dataset("folder", root=cfg.images, image_size=size, class_names=classes, labels=cfg.labels)
-    else:
-        ds = create_dataset(cfg.dataset, split="test")
-    xs, ys, ms = [], [], []
-    for _, item in readable_items(ds):  # decoded one at a time, up to the limit; unreadable files skipped
-        x = item[0][None]
-        with torch.no_grad():
-            pred = int(model(x.to(model.mean.device)).argmax(1))
-        y = int(item[1]) if int(item[1]) >= 0 else pred  # unlabelled images: the prediction is the label
-        if pred == y:
-            xs.append(item[0])
-            ys.append(y)
-            ms.append(item[2] if len(item) > 2 else None)
-        if len(xs) == cfg.limit:
-            break
-    if not xs:
-        raise ValueError("no correctly classified image to attack")
+    else:  # at the model's input size (fashion-mnist refuses any but 32 px)
+        size = {"image_size": model.input_size[0]} if model.input_size is not None else {}
+        ds = create_dataset(cfg.dataset, split="test", **size)
+    chosen = select_attack_set(ds, model, cfg.limit, cfg.seed, cfg.selection, batch_size=cfg.batch_size)
+    items = [ds[i] for i, _ in chosen]
+    ms = [it[2] if len(it) > 2 else None for it in items]
     masks = torch.stack(ms) if all(m is not None for m in ms) else None
-    names = list(model.classes) if model.classes else [str(i) for i in range(model.num_classes)]
-    return torch.stack(xs), torch.tensor(ys), masks, names
+    names = list(model.classes) if model.classes else [str(i) for i in range(_num_classes(model, items[0][0]))]
+    ds_classes = list(getattr(ds, "classes", None) or [])
+    if not model.classes and len(ds_classes) == len(names):
+        names = ds_classes  # a model without class names, on a labelled folder: the folder's names
+    indices = [i for i, _ in chosen]
+    return torch.stack([it[0] for it in items]), torch.tensor([y for _, y in chosen]), masks, names, indices
 
 
 def target_maps(
@@ -107,39 +118,72 @@ def target_maps(
     return interp.explain(px[picks].to(x.device), t).map
 
 
-def run_job(cfg: JobConfig, out: str, resume: bool = False, progress: bool | None = None) -> dict[str, Any]:
+def run_job(
+    cfg: JobConfig,
+    out: str,
+    resume: bool = False,
+    progress: bool | None = None,
+    model: Any = None,
+    dataset: Any = None,
+    targets: Any = None,
+) -> dict[str, Any]:
     """Run (or resume) the attack job into ``out``; return the manifest.
 
     Everything that can be checked is checked before the run directory is created (device,
     preset, interpreters); a fresh run that fails before its first unit leaves no directory.
     The directory is locked while the job runs (a second process refuses), and a resume is
     refused when the configuration, the preset's contents, the weights or the images changed.
+
+    Args:
+        cfg: the job (``cfg.model`` is only a label when ``model`` is given).
+        out: the run directory.
+        resume: continue an interrupted run in ``out``.
+        progress: show progress bars (default: when stderr is a terminal).
+        model: a ready :class:`Classifier` to attack instead of building ``cfg.model``.
+        dataset: a dataset of ``(x (3, H, W) in [0, 1], label[, mask])`` to draw the attack set
+            from instead of ``cfg.images``/``cfg.dataset`` (label -1: use the prediction).
+        targets: target classes: ``None`` (seeded uniform over the other classes, spec §1.4), one
+            class index for every image, or a callable ``(y, num_classes, generator) -> t``.
     """
     show = sys.stderr.isatty() if progress is None else progress
     t_start = time.time()
     check_out_dir(out)  # a file as --out, before anything slower
     device = check_device(cfg.device)
-    preset = load_attack_preset(cfg.preset)
+    preset = load_attack_preset(cfg.preset, cfg.overrides, cfg.steps_scale)
     if not cfg.threats or not cfg.interpreters:
         raise ConfigError("the attack job needs at least one threat and one interpreter")
     for name in cfg.threats:
         preset.for_threat(name)  # every requested threat is covered before any work starts
         for iname in cfg.interpreters:
             preset.for_threat(name).for_interpreter(iname)
-    rts_weights = preset.interpreter_options.get("rts", {}).get("weights")
+    rts_weights = cfg.rts_weights or preset.interpreter_options.get("rts", {}).get("weights")
     with open_run_dir(out, cfg, resume, resolve_provenance(cfg, rts_weights)):
-        return _run_locked(cfg, out, preset, device, show, t_start)
+        return _run_locked(cfg, out, preset, device, show, t_start, model, dataset, targets)
 
 
 def _run_locked(
-    cfg: JobConfig, out: str, preset: Any, device: torch.device, show: bool, t_start: float
+    cfg: JobConfig,
+    out: str,
+    preset: Any,
+    device: torch.device,
+    show: bool,
+    t_start: float,
+    model: Any = None,
+    dataset: Any = None,
+    targets: Any = None,
 ) -> dict[str, Any]:
     torch.manual_seed(cfg.seed)
-    model = create_model(cfg.model, weights=cfg.weights).to(device)
-    x_all, y_all, m_all, names = attack_set(cfg, model)
+    if model is None:
+        options = ModelOptions(cfg.num_classes, cfg.input_size, cfg.mean, cfg.std, cfg.normalise)
+        model = build_model(cfg.model, weights=cfg.weights, options=options)
+    model = model.to(device)
+    x_all, y_all, m_all, names, indices = attack_set_with_indices(cfg, model, dataset)
     gen = torch.Generator().manual_seed(cfg.seed)
-    t_all = random_target_classes(y_all, model.num_classes, gen)
-    interps = {n: create_interpreter(n, model, **preset.interpreter_options.get(n, {})) for n in cfg.interpreters}
+    t_all = _targets(targets, y_all, _num_classes(model, x_all[0]), gen)
+    options = {n: dict(preset.interpreter_options.get(n, {})) for n in cfg.interpreters}
+    if cfg.rts_weights and "rts" in options:
+        options["rts"]["weights"] = cfg.rts_weights
+    interps = {n: create_interpreter(n, model, **options[n]) for n in cfg.interpreters}
     for tname in cfg.threats:
         for iname, interp in interps.items():
             try:
@@ -208,6 +252,9 @@ def _run_locked(
         "threads": torch.get_num_threads(),
         "unit_threads": threads,
         "images": len(x_all),
+        "model": getattr(model, "name", cfg.model),
+        "attack_indices": indices,
+        "selection": cfg.selection,
         "classes": names,
         "wall_time_s": round(time.time() - t_start, 2),
         "unit_seconds": seconds,
@@ -217,6 +264,29 @@ def _run_locked(
     with open(os.path.join(out, "manifest.json"), "w") as fh:
         json.dump(manifest, fh, indent=2)
     return manifest
+
+
+def _num_classes(model: Any, x: torch.Tensor) -> int:
+    """C of the model: its own count, else the width of its logits on one image ``x`` (3, H, W)."""
+    if model.num_classes is not None:
+        return int(model.num_classes)
+    with torch.no_grad():
+        return int(model(x[None].to(model.mean.device)).shape[1])
+
+
+def _targets(targets: Any, y: torch.Tensor, num_classes: int, gen: torch.Generator) -> torch.Tensor:
+    """Target classes: seeded uniform over the others (§1.4), one fixed class, or a user callable."""
+    if targets is None:
+        return random_target_classes(y, num_classes, gen)
+    if callable(targets):
+        t = torch.as_tensor(targets(y, num_classes, gen), dtype=torch.long)
+    else:
+        t = torch.full_like(y, int(targets))
+    if t.shape != y.shape or (t < 0).any() or (t >= num_classes).any() or (t == y).any():
+        raise ValueError(
+            f"targets must be (N,) = {tuple(y.shape)} classes in [0, {num_classes}) different from the labels"
+        )
+    return t
 
 
 def _unit_info(x: torch.Tensor) -> dict[str, Any]:
@@ -295,6 +365,7 @@ def _adv2_unit(
     base_size = {k: store.array(b, threat.baseline, f"size_{k}") for k in res.size}
     base_ev = interp.explain(x_base, t)
     base_success = attack.is_success(base_ev.logits, t)
+    deg_benign, deg_target = is_degenerate(benign.map), is_degenerate(m_t)
     rows = []
     for method, amap, logits, success, size in (
         (threat.baseline, base_ev.map, base_ev.logits, base_success, base_size),
@@ -307,6 +378,7 @@ def _adv2_unit(
             )
         conf = target_confidence(logits, t)
         gt = topk_mask_iou(amap, masks) if masks is not None else None
+        deg = is_degenerate(amap)
         for i in range(len(x)):
             m = {k: float(v[i]) for k, v in mets.items()}
             m.update(
@@ -317,6 +389,9 @@ def _adv2_unit(
                     "target": int(t[i]),
                     "pred": int(logits[i].argmax()),
                     **_size_metrics(size, i),
+                    "degenerate": bool(deg[i]),
+                    "benign_degenerate": bool(deg_benign[i]),
+                    "target_degenerate": bool(deg_target[i]),
                 }
             )
             if gt is not None:

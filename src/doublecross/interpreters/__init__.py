@@ -13,6 +13,9 @@ from . import cam, grad, mask, rts  # noqa: E402,F401  (register)
 from . import gradcam, ig, input_x_grad, smoothgrad  # noqa: E402,F401  (register, after the paper's four)
 
 # isort: split
+from . import ensemble  # noqa: E402,F401  (register: an ensemble over any of the above, issue 13)
+
+# isort: split
 from .base import Interpretation, Interpreter, minmax_normalise  # noqa: E402
 
 

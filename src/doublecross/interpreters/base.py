@@ -93,6 +93,8 @@ class Interpreter(nn.Module):
     selection: str = "cheap"
     #: Which ADV² attack fits this interpreter (a key of ``attacks.ATTACKS``).
     attack_kind: str = "adv2"
+    #: Whether ADV²'s loop feeds each step's returned state into the next call (a warm start).
+    carries_state: bool = False
     #: Names of the terms :meth:`attack_terms` returns (the keys an attack config's ``extra`` may weight).
     attack_term_names: tuple[str, ...] = ()
 
@@ -117,6 +119,13 @@ class Interpreter(nn.Module):
     def attack_terms(self, out: Interpretation, t: torch.Tensor) -> dict[str, torch.Tensor]:
         """Interpreter-specific ADV² loss terms ``{name: (B,)}``, weighted by the attack config."""
         return {}
+
+    def map_distance(self, amap: torch.Tensor, target_map: torch.Tensor, reduction: str = "mean") -> torch.Tensor:
+        """ADV²'s ℓint: ``mean`` or ``sum`` over cells of ``(amap - target_map)²``. Shapes: (B, 1, h, w)² -> (B,)."""
+        if amap.shape != target_map.shape:
+            raise ValueError(f"map shapes differ: {tuple(amap.shape)} vs target {tuple(target_map.shape)}")
+        d = (amap - target_map).pow(2).flatten(1)
+        return d.mean(1) if reduction == "mean" else d.sum(1)
 
     def forward(self, x: torch.Tensor, target: Target, state: Any = None) -> Interpretation:
         """Logits, map (B, 1, h, w) in [0, 1] and state; differentiable whenever grad is enabled."""

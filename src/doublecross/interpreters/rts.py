@@ -229,7 +229,8 @@ def create_rts(
     if not os.path.isfile(path):
         raise WeightsError(
             f"no RTS weights for {model.name!r} ({path} not found); train them with "
-            f"`doublecross train-rts --model {model.name} --out rts.pt` and pass rts_weights"
+            f"`doublecross train-rts --model {model.name} --out rts.pt` and pass `--rts-weights rts.pt` "
+            "(library: create_interpreter('rts', model, weights='rts.pt'))"
         )
     net, _ = load_rts_net(path, model)
     return RtsInterpreter(model, net, kappa=kappa, normalise=normalise).to(model.mean.device)

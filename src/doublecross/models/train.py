@@ -9,7 +9,10 @@ Doshi-Velez 2018), on the [0, 1] input x of a batch of B:
 
     L = mean_b CE(f(x_b), y_b) + μ · mean_b ‖∂CE(f(x_b), y_b)/∂x_b‖²        (μ = ``grad_penalty``)
 
-``init`` starts from an existing checkpoint (a fine-tune) instead of a fresh network.
+``init`` starts from an existing checkpoint (a fine-tune) instead of a fresh network;
+``init_weights`` from a pretrained torchvision state dict with a fresh K-way head (``finetune.py``).
+``dataset: folder`` trains on a labelled folder (``root``) at ``image_size``, holding out a seeded,
+stratified ``val_fraction`` of each class as the test set.
 """
 
 from __future__ import annotations
@@ -54,6 +57,10 @@ class TrainConfig:
     mean: tuple[float, ...] = IMAGENET_MEAN
     std: tuple[float, ...] = IMAGENET_STD
     arch_kwargs: dict = field(default_factory=dict)
+    init_weights: str | None = None
+    num_classes: int | None = field(default=None, metadata={"min": 2})
+    image_size: int | None = field(default=None, metadata={"min": 8})
+    val_fraction: float = field(default=0.2, metadata={"min": 0.0})
 
     @classmethod
     def from_preset(cls, name: str, **overrides: Any) -> TrainConfig:
@@ -83,6 +90,41 @@ def accuracy(model: Classifier, x: torch.Tensor, y: torch.Tensor, batch_size: in
     return correct / max(1, len(x))
 
 
+@torch.no_grad()
+def predicted_labels(model: Classifier, x: torch.Tensor, y: torch.Tensor, batch_size: int = 256) -> torch.Tensor:
+    """``y`` with every unknown label (< 0) replaced by the model's prediction. Shapes: (N, 3, H, W), (N,) -> (N,)."""
+    unknown = (y < 0).nonzero().flatten()
+    if len(unknown) == 0:
+        return y
+    y = y.clone()
+    for i in range(0, len(unknown), batch_size):
+        idx = unknown[i : i + batch_size]
+        y[idx] = model(x[idx].to(model.mean.device)).argmax(1).cpu()
+    log.info("%d unlabelled images take the model's predicted class as their label", len(unknown))
+    return y
+
+
+def check_label_space(model: Classifier, classes: list[str] | tuple[str, ...] | None, source: str) -> None:
+    """Refuse labels from a dataset whose classes are not the model's (they would mean other classes).
+
+    A model with unnamed classes (``"0" .. "C-1"``) accepts any dataset with C classes.
+
+    Raises:
+        ValueError: the class counts differ, or both sides name their classes differently.
+    """
+    if not classes:
+        return
+    mine = list(model.classes or [])
+    k = len(mine) if mine else model.num_classes
+    unnamed = mine == [str(i) for i in range(len(mine))]
+    if (k is not None and k != len(classes)) or (mine and not unnamed and list(classes) != mine):
+        raise ValueError(
+            f"{source} has classes {list(classes)[:5]}{'...' if len(classes) > 5 else ''} ({len(classes)}), "
+            f"{model.name} has {k}: the labels would mean other classes; use --images DIR (unlabelled "
+            "images take the model's predicted class)"
+        )
+
+
 _PROVENANCE = ("command", "accuracy", "epochs", "train_time_s", "init", "init_meta")
 
 
@@ -92,6 +134,15 @@ def initial_network(cfg: TrainConfig, classes: list[str]) -> tuple[torch.nn.Modu
     Returns the network and, for a fine-tune, the init checkpoint's provenance (its command,
     accuracy, epochs, training time and its own ``init`` chain), recorded as ``init_meta``.
     """
+    if cfg.init is not None and cfg.init_weights is not None:
+        raise ValueError("init (a doublecross checkpoint) and init_weights (a pretrained state dict) are exclusive")
+    if cfg.init_weights is not None:
+        from .finetune import load_backbone
+
+        net = ARCHITECTURES.create(cfg.arch, num_classes=len(classes), **cfg.arch_kwargs)
+        head = load_backbone(net, cfg.init_weights)
+        log.info("fine-tune %s from %s with a fresh %d-way head %r", cfg.arch, cfg.init_weights, len(classes), head)
+        return net, None
     if cfg.init is None:
         return ARCHITECTURES.create(cfg.arch, num_classes=len(classes), **cfg.arch_kwargs), None
     from .zoo import create_model
@@ -119,6 +170,22 @@ def training_loss(
     return ce.mean() + mu * g.pow(2).flatten(1).sum(1).mean()
 
 
+def _folder_split(cfg: TrainConfig) -> tuple[list[str], tuple[torch.Tensor, ...], tuple[torch.Tensor, ...]]:
+    """(classes, (x, y) train, (x, y) test) of a labelled folder, split per class (``finetune.py``)."""
+    from .finetune import stratified_split
+
+    if cfg.root is None:
+        raise ValueError("training on a folder needs its path (--images DIR)")
+    ds = create_dataset("folder", root=cfg.root, image_size=cfg.image_size or 224)
+    x, y = stack_dataset(ds, cfg.train_count)
+    if (y < 0).any() or len(ds.classes) < 2:
+        raise ValueError(f"training needs labelled images: one sub-folder per class (at least 2) under {cfg.root}")
+    tr, te = stratified_split(y, cfg.val_fraction, cfg.seed)
+    if len(te) == 0:
+        raise ValueError(f"{cfg.root}: too few images to hold out a test set (need 2 per class)")
+    return list(ds.classes), (x[tr], y[tr]), (x[te], y[te])
+
+
 def train(
     cfg: TrainConfig, out: str, overwrite: bool = False, progress: bool | None = None, command: str | None = None
 ) -> dict[str, Any]:
@@ -136,14 +203,20 @@ def train(
         raise FileExistsError(f"{out} exists; pass --force to overwrite it")
     torch.manual_seed(cfg.seed)
     gen = torch.Generator().manual_seed(cfg.seed)
-    kw: dict[str, Any] = {"split": "train", "root": cfg.root, "seed": 0}
-    if cfg.train_count is not None:
-        kw["count"] = cfg.train_count
-    train_ds = create_dataset(cfg.dataset, **kw)
-    test_ds = create_dataset(cfg.dataset, split="test", root=cfg.root, seed=0)
-    classes = list(train_ds.classes)
-    x_train, y_train = stack_dataset(train_ds)
-    x_test, y_test = stack_dataset(test_ds)
+    if cfg.dataset == "folder":
+        classes, (x_train, y_train), (x_test, y_test) = _folder_split(cfg)
+    else:
+        kw: dict[str, Any] = {"split": "train", "root": cfg.root, "seed": 0}
+        if cfg.train_count is not None:
+            kw["count"] = cfg.train_count
+        size = {"image_size": cfg.image_size} if cfg.image_size is not None else {}
+        train_ds = create_dataset(cfg.dataset, **kw, **size)
+        test_ds = create_dataset(cfg.dataset, split="test", root=cfg.root, seed=0, **size)
+        classes = list(train_ds.classes)
+        x_train, y_train = stack_dataset(train_ds)
+        x_test, y_test = stack_dataset(test_ds)
+    if cfg.num_classes is not None and cfg.num_classes != len(classes):
+        raise ValueError(f"num_classes is {cfg.num_classes} but the {cfg.dataset} data has {len(classes)} classes")
     net, init_meta = initial_network(cfg, classes)
     mean = torch.tensor(cfg.mean).view(1, 3, 1, 1)
     std = torch.tensor(cfg.std).view(1, 3, 1, 1)
@@ -196,6 +269,8 @@ def train(
         "grad_penalty": cfg.grad_penalty,
         "init": cfg.init,
         "init_meta": init_meta,
+        "init_weights": cfg.init_weights,
+        "val_fraction": cfg.val_fraction if cfg.dataset == "folder" else None,
         "train_count": len(x_train),
         "train_time_s": round(train_time, 1),
         "threads": torch.get_num_threads(),

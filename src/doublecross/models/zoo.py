@@ -44,6 +44,12 @@ def small_densenet(num_classes: int = 10, growth: int = 12, layers: int = 4) -> 
     return SmallDenseNet(num_classes=num_classes, growth=growth, layers=layers)
 
 
+@ARCHITECTURES.register("resnet18")
+def resnet18_arch(num_classes: int = 1000) -> nn.Module:
+    """torchvision ResNet-18 (fine-tune one with ``train --init-weights``)."""
+    return torchvision.models.resnet18(weights=None, num_classes=num_classes)
+
+
 @ARCHITECTURES.register("resnet50")
 def resnet50_arch(num_classes: int = 1000) -> nn.Module:
     """torchvision ResNet-50."""

@@ -10,6 +10,7 @@ from typing import Any
 from ..experiments.store import ResultStore
 from ..safe_yaml import load_yaml_file
 from .completeness import incomplete_html
+from .degenerate import degenerate_html, degenerate_report
 from .grids import draw_unit_grids, grid_units
 from .html import write_report
 from .per_image import class_name, per_image_html
@@ -54,6 +55,8 @@ def build_report(out: str, class_names: list[str] | None = None) -> tuple[str, l
     try:
         samples = list(store.samples())
         rows = summarise(samples)
+        for warning in degenerate_report(rows)[1]:
+            log.warning("%s: %s", out, warning.removeprefix("WARNING: "))
         write_csv(rows, output_path(out, "summary.csv"))
         table = format_table(rows)
         figures: dict[str, list[str]] = {}
@@ -69,6 +72,8 @@ def build_report(out: str, class_names: list[str] | None = None) -> tuple[str, l
         store.close()
     n_images = len({s["idx"] for s in samples})
     lead_sections = [("Hyper-parameters", settings_html(config, manifest))]
+    if degenerate_html(rows):
+        lead_sections.insert(0, ("Degenerate maps", degenerate_html(rows)))
     sections = [("Per image", per_image_html(samples, names))]
     note = ""
     if any(n < n_images for n in drawn.values()):
