@@ -64,8 +64,12 @@ def test_cam_refuses_models_without_a_linear_head():
     from doublecross.models import Classifier
 
     clf = Classifier(nn.Sequential(nn.Conv2d(3, 4, 3), nn.Flatten(), nn.Linear(4 * 62 * 62, 5)))
+    with pytest.raises(TypeError, match="no single linear layer"):
+        create_interpreter("cam", clf, head="linear")  # exact CAM only
+    assert create_interpreter("cam", clf).explain(torch.rand(1, 3, 64, 64), 0).map.shape == (1, 1, 62, 62)
+    mlp = Classifier(nn.Sequential(nn.Flatten(), nn.Linear(3 * 64 * 64, 5)))  # no spatial map at all
     with pytest.raises(TypeError, match="cannot reach the last feature map"):
-        create_interpreter("cam", clf)
+        create_interpreter("cam", mlp)
 
 
 def test_functional_adam_matches_torch_adam():

@@ -171,3 +171,18 @@ def test_missing_double_backward_is_named():
         out = F.hardsigmoid(z)
     (g,) = torch.autograd.grad(out.sum(), z, create_graph=True)
     check_double_backward(g, "GRAD's attack")  # smoothed: fine
+
+
+def test_grad_interpreter_names_an_op_without_double_backward(monkeypatch):
+    """GRAD's graph pass names an unsmoothed op that PyTorch cannot differentiate twice."""
+    from doublecross.interpreters import create_interpreter
+    from doublecross.models import Classifier, smooth
+
+    monkeypatch.delitem(smooth.PIECEWISE_ACTIVATIONS, F.hardsigmoid)  # as if Hardsigmoid had no surrogate
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Conv2d(3, 4, 3), nn.Hardsigmoid(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 3))
+    grad = create_interpreter("grad", Classifier(net))
+    x = torch.rand(1, 3, 16, 16, requires_grad=True)
+    grad.explain(x, 0)  # the evaluation map needs first derivatives only
+    with pytest.raises(DoubleBackwardError, match="aten::hardsigmoid_backward"):
+        grad(x, 0)

@@ -27,6 +27,21 @@ def resnet(num_classes=10):
 
 def not_a_model():
     return 3
+
+def self_normalising(num_classes=10):
+    import torch
+
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.register_buffer("pixel_mean", torch.tensor([0.5, 0.5, 0.5]).view(1, 3, 1, 1))
+            self.register_buffer("pixel_std", torch.tensor([0.25, 0.25, 0.25]).view(1, 3, 1, 1))
+            self.body = torchvision.models.resnet18(weights=None, num_classes=num_classes)
+
+        def forward(self, x):
+            return self.body((x - self.pixel_mean) / self.pixel_std)
+
+    return Net()
 """
 
 
@@ -92,6 +107,21 @@ def test_load_user_model_options_and_errors(user_model):
         load_user_model(spec, str(user_model / "w.pt"), ModelOptions(num_classes=5, input_size=32))
     with pytest.raises(ConfigError, match="only apply to your own model"):
         build_model("scenes-resnet", options=ModelOptions(num_classes=3))
+
+
+def test_user_model_that_normalises_itself_is_warned_about_unless_told(user_model, caplog, recwarn):
+    """No --mean/--std/--no-normalise: a self-normalising network is flagged (it would be normalised twice)."""
+    spec = f"{user_model}/mynet.py:self_normalising"
+    load_user_model(spec, None, ModelOptions(num_classes=3, input_size=32))
+    said = [str(w.message) for w in recwarn] + [r.getMessage() for r in caplog.records]
+    assert any("normalised twice" in m for m in said), said
+    recwarn.clear()
+    caplog.clear()
+    raw = load_user_model(spec, None, ModelOptions(num_classes=3, input_size=32, normalise=False))
+    explicit = load_user_model(spec, None, ModelOptions(num_classes=3, input_size=32, mean=(0.5,) * 3, std=(0.2,) * 3))
+    said = [str(w.message) for w in recwarn] + [r.getMessage() for r in caplog.records]
+    assert not any("normalised twice" in m for m in said), said
+    assert raw.mean.abs().max() == 0 and torch.allclose(explicit.std.flatten(), torch.full((3,), 0.2))
 
 
 def test_cli_attacks_user_model_on_user_folder(user_model, tmp_path, capsys):

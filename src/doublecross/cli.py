@@ -84,6 +84,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         "seed": args.seed,
         "root": args.images or args.root,
         "init": args.init,
+        "train_count": args.train_count,
         "init_weights": args.init_weights,
         "num_classes": args.num_classes,
         "image_size": args.image_size,
@@ -169,29 +170,35 @@ def cmd_train_rts(args: argparse.Namespace) -> int:
 
 
 def cmd_evaluate_interpreters(args: argparse.Namespace) -> int:
+    import torch
     from tqdm import tqdm
 
     from .attacks.presets import interpreter_defaults
     from .data import create_dataset
     from .interpreters import create_interpreter
-    from .interpreters.faithfulness import evaluate_interpreters
+    from .interpreters.faithfulness import evaluate_interpreters, foreground_masks
+    from .models.train import stack_dataset
     from .models.zoo import create_model
     from .progress import step_reporter
 
     show = sys.stderr.isatty() and not args.quiet
-    ds = create_dataset("scenes", split="test")
-    n = min(args.limit, len(ds))
-    items = [ds[i] for i in range(n)]
-    import torch
-
-    x = torch.stack([it[0] for it in items])
-    y = torch.tensor([it[1] for it in items])
-    masks = torch.stack([it[2] for it in items])
+    if args.dataset == "scenes":
+        ds = create_dataset("scenes", split="test")
+        n = min(args.limit, len(ds))
+        items = [ds[i] for i in range(n)]
+        x = torch.stack([it[0] for it in items])
+        y = torch.tensor([it[1] for it in items])
+        masks = torch.stack([it[2] for it in items])
+        what = "ground-truth object masks, scenes test split"
+    else:  # no object masks: the garment is the non-black pixels
+        x, y = stack_dataset(create_dataset(args.dataset, split="test", root=args.root), args.limit)
+        masks, n = foreground_masks(x), len(y)
+        what = f"the garment (non-black pixels), {args.dataset} test split"
     print(
-        f"Benign maps vs ground-truth object masks, scenes test split, first {n} images "
-        "(IoU of the top-k% map pixels, k = object area; pointing game, 4 px tolerance)"
+        f"Benign maps vs {what}, first {n} images "
+        "(IoU of the top-k% map pixels, k = object area; pointing game; share of constant maps)"
     )
-    print(f"{'model':<16} {'interpreter':<12} {'IoU':>14} {'pointing':>9}")
+    print(f"{'model':<16} {'interpreter':<12} {'IoU':>14} {'pointing':>9} {'constant':>9}")
     for model_name in args.models.split(","):
         model = create_model(model_name)
         interps = {}
@@ -200,14 +207,18 @@ def cmd_evaluate_interpreters(args: argparse.Namespace) -> int:
             kw = dict(options.get(name, {}))
             if name == "mask":
                 kw["steps"] = args.mask_steps
+            if name == "rts" and args.rts_weights:
+                kw["weights"] = args.rts_weights
             interps[name] = create_interpreter(name, model, **kw)
         with tqdm(total=n * len(interps), desc=model_name, unit="img", leave=False, disable=not show) as bar:
             with step_reporter(bar.update):
-                rows = evaluate_interpreters(model, interps, x, y, masks, batch_size=args.batch_size)
+                rows = evaluate_interpreters(
+                    model, interps, x, y, masks, batch_size=args.batch_size, random_baseline=args.dataset != "scenes"
+                )
         for row in rows:
             print(
                 f"{model_name:<16} {row['interpreter']:<12} {row['iou']:>7.3f} ± {row['iou_sem']:.3f} "
-                f"{row['pointing']:>9.3f}"
+                f"{row['pointing']:>9.3f} {row['degenerate']:>9.3f}"
             )
     return 0
 
@@ -310,6 +321,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--lr", type=float)
     s.add_argument("--seed", type=int)
     s.add_argument("--init", help="fine-tune: start from this checkpoint (a path or an embedded model name)")
+    s.add_argument("--train-count", type=int, help="train on the first N training images only (a quick model)")
     s.add_argument(
         "--init-weights",
         help="fine-tune a pretrained torchvision state dict (e.g. resnet50-*.pth, weights_only) of --model "
@@ -395,7 +407,21 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=cmd_train_rts)
 
     s = sub.add_parser("evaluate-interpreters", help="localisation of benign maps vs ground-truth masks (scenes)")
-    s.add_argument("--models", default="scenes-resnet,scenes-densenet")
+    s.add_argument(
+        "--models",
+        "--model",
+        dest="models",
+        default="scenes-resnet,scenes-densenet",
+        help="comma-separated model names or checkpoint paths",
+    )
+    s.add_argument(
+        "--dataset",
+        default="scenes",
+        choices=["scenes", "fashion-mnist"],
+        help="fashion-mnist: the garment (non-black pixels) is the object",
+    )
+    s.add_argument("--root", help="dataset folder (fashion-mnist: the IDX files)")
+    s.add_argument("--rts-weights", help="RTS checkpoint for the model (default: the embedded one)")
     s.add_argument("--interpreters", default="grad,cam,mask,rts")
     s.add_argument("--limit", type=int, default=200)
     s.add_argument("--mask-steps", type=int, default=300)

@@ -23,11 +23,18 @@ def scenes(
 
 
 @DATASETS.register("fashion-mnist")
-def fashion_mnist(split: str = "test", root: str | None = None, seed: int = 0, image_size: int = 32) -> Dataset:
-    """Fashion-MNIST from IDX files (Debian dataset-fashion-mnist), 3x32x32."""
+def fashion_mnist(
+    split: str = "test", root: str | None = None, seed: int = 0, image_size: int = 32, count: int | None = None
+) -> Dataset:
+    """Fashion-MNIST from IDX files (Debian dataset-fashion-mnist), 3x32x32 (``count``: the first N only)."""
     if image_size != 32:
         raise ValueError(f"fashion-mnist images are 32x32, got image_size={image_size}")
-    return FashionMNIST(split=split, root=root)
+    if count is not None and count < 1:
+        raise ValueError(f"count must be positive, got {count}")
+    ds = FashionMNIST(split=split, root=root)
+    if count is not None:
+        ds.images, ds.labels = ds.images[:count], ds.labels[:count]
+    return ds
 
 
 @DATASETS.register("folder")

@@ -1,4 +1,4 @@
-"""Faithfulness of benign maps against ground-truth object masks (``scenes``).
+"""Faithfulness of benign maps against ground-truth object masks (``scenes``, Fashion-MNIST garments).
 
 Two localisation scores, computed on maps upsampled bilinearly to the input size:
 
@@ -7,7 +7,13 @@ Two localisation scores, computed on maps upsampled bilinearly to the input size
 * ``pointing_game``: a hit when the map's maximum lies within ``tolerance`` pixels of the object
   (Zhang et al. 2016's 15 px at 224, scaled with the input size).
 
-``centred_blob`` is the trivial baseline every interpreter must beat.
+``centred_blob`` is the trivial baseline every interpreter must beat; ``random_maps`` (i.i.d.
+uniform cells) is chance level. Each interpreter's row also counts its degenerate maps
+(constant or all-zero, :func:`~doublecross.metrics.maps.is_degenerate`): their top-k cells are
+picked by flat index, so a high share of them makes the IoU meaningless.
+
+Fashion-MNIST has no object masks; ``foreground_masks`` takes the garment as the non-black pixels
+(any channel above ``threshold``; the background of the IDX images is exactly 0, the 2 px padding too).
 """
 
 from __future__ import annotations
@@ -18,6 +24,10 @@ import torch
 import torch.nn.functional as F
 
 from .. import progress
+from ..metrics.maps import is_degenerate
+
+#: Pixel value (in [0, 1]) above which a Fashion-MNIST pixel counts as garment.
+FOREGROUND_THRESHOLD = 0.05
 
 
 def upsample(maps: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
@@ -62,6 +72,16 @@ def centred_blob(batch: int, height: int, width: int, sigma_frac: float = 0.25) 
     return blob.expand(batch, 1, height, width).clone()
 
 
+def foreground_masks(x: torch.Tensor, threshold: float = FOREGROUND_THRESHOLD) -> torch.Tensor:
+    """Non-black pixels: ``max_ch x > threshold``. Shape: (B, C, H, W) -> (B, 1, H, W) float {0, 1}."""
+    return (x.amax(dim=1, keepdim=True) > threshold).float()
+
+
+def random_maps(batch: int, height: int, width: int, seed: int = 0) -> torch.Tensor:
+    """I.i.d. uniform maps (B, 1, h, w) from a seeded generator: the chance-level baseline."""
+    return torch.rand(batch, 1, height, width, generator=torch.Generator().manual_seed(seed))
+
+
 def mean_and_sem(v: torch.Tensor) -> tuple[float, float]:
     """Mean and standard error of the mean of a 1-D tensor."""
     n = v.numel()
@@ -76,45 +96,46 @@ def evaluate_interpreters(
     y: torch.Tensor,  # type: ignore[no-untyped-def]
     masks: torch.Tensor,
     batch_size: int = 32,
+    random_baseline: bool = False,
 ) -> list[dict[str, float | str | int]]:
-    """Mean top-k IoU and pointing hit rate of each interpreter's benign map for the true class.
+    """Mean top-k IoU, pointing hit rate and degenerate share of each interpreter's benign map for the true class.
 
     Args:
         model: the wrapped classifier (for the centred-blob row's bookkeeping only).
         interpreters: name -> interpreter.
         x, y, masks: images (N, 3, H, W), labels (N,), object masks (N, 1, H, W).
+        random_baseline: add a ``random`` row (uniform maps at H/4, seeded), chance level.
 
     Returns:
-        One row per interpreter plus a ``centre-blob`` baseline row.
+        One row per interpreter (keys ``interpreter, iou, iou_sem, pointing, degenerate, n``), a
+        ``centre-blob`` baseline row and, if asked, a ``random`` row.
     """
     rows = []
     h, w = x.shape[-2:]
     for name, interp in interpreters.items():
-        ious, hits = [], []
+        ious, hits, degenerate = [], [], []
         for i in range(0, len(x), batch_size):
             maps = interp.explain(x[i : i + batch_size], y[i : i + batch_size]).map
             ious.append(topk_mask_iou(maps, masks[i : i + batch_size]))
             hits.append(pointing_game(maps, masks[i : i + batch_size]))
+            degenerate.append(is_degenerate(maps))
             progress.step(len(maps))  # images done, for a caller's progress bar
-        iou, hit = torch.cat(ious), torch.cat(hits)
-        rows.append(
-            {
-                "interpreter": name,
-                "iou": mean_and_sem(iou)[0],
-                "iou_sem": mean_and_sem(iou)[1],
-                "pointing": float(hit.mean()),
-                "n": len(iou),
-            }
-        )
-    blob = centred_blob(len(x), h, w)
-    iou, hit = topk_mask_iou(blob, masks), pointing_game(blob, masks)
-    rows.append(
-        {
-            "interpreter": "centre-blob",
-            "iou": mean_and_sem(iou)[0],
-            "iou_sem": mean_and_sem(iou)[1],
-            "pointing": float(hit.mean()),
-            "n": len(iou),
-        }
-    )
+        rows.append(_row(name, torch.cat(ious), torch.cat(hits), torch.cat(degenerate)))
+    baselines = {"centre-blob": centred_blob(len(x), h, w)}
+    if random_baseline:
+        baselines["random"] = random_maps(len(x), max(1, h // 4), max(1, w // 4))
+    for name, maps in baselines.items():
+        rows.append(_row(name, topk_mask_iou(maps, masks), pointing_game(maps, masks), is_degenerate(maps)))
     return rows
+
+
+def _row(name: str, iou: torch.Tensor, hit: torch.Tensor, degenerate: torch.Tensor) -> dict[str, float | str | int]:
+    mean, sem = mean_and_sem(iou)
+    return {
+        "interpreter": name,
+        "iou": mean,
+        "iou_sem": sem,
+        "pointing": float(hit.mean()),
+        "degenerate": float(degenerate.float().mean()),
+        "n": len(iou),
+    }

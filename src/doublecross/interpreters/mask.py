@@ -25,10 +25,12 @@ The deletion baseline ``b = Φ(x↑)`` is one of Fong & Vedaldi's three (their �
 Blur cannot delete a flat-colour shape much wider than σ_in (a blurred 20 px disc is still a
 disc), so the 64 px ``scenes`` presets use ``"noise"``.
 
-``"auto"`` (the default) is ``"blur"`` where its σ_in is at least ``MIN_BLUR_SIGMA`` = 1 px (H ≥ 64
-with the spec's σ_in = 3.5·H/224, so every size the spec covers keeps its blur) and ``"noise"``
-below [our decision]: at 32 px σ_in = 0.5 px and the blur deletes nothing -- MASK then keeps the
-whole image and its map is all zeros (issue 11).
+``"auto"`` (the default) is ``"blur"``: with the spec's σ_in = 3.5·H/224 where that is at least
+``MIN_BLUR_SIGMA`` = 1 px (H ≥ 64, so every size the spec covers keeps its blur), and with σ_in =
+``SMALL_BLUR_SIGMA`` = 2 px below [our decision]: at 32 px the spec's σ_in = 0.5 px deletes nothing
+-- MASK then keeps the whole image and its map is all zeros (issue 11). On Fashion-MNIST (32 px,
+black background) the noise and constant baselines paint the background grey and MASK "deletes"
+the background (maps at chance level, README); a 2-3 px blur removes the garment's detail.
 
 The jitter offsets come from a generator seeded afresh each call (one offset per step, shared by
 the batch), so a batch equals its singles and a call is deterministic.
@@ -57,8 +59,10 @@ from .base import Interpretation, Interpreter, minmax_normalise
 from .functional_adam import AdamState, adam_step
 
 PERTURBATIONS = ("auto", "blur", "constant", "noise")
-#: Narrowest blur (pixels) that ``perturbation="auto"`` accepts as a deletion.
+#: Narrowest blur (pixels) that ``perturbation="auto"`` accepts as a deletion ...
 MIN_BLUR_SIGMA = 1.0
+#: ... and the blur it uses instead where the spec's σ_in is narrower (H < 64).
+SMALL_BLUR_SIGMA = 2.0
 
 
 def gaussian_kernel_size(sigma: float) -> int:
@@ -109,7 +113,7 @@ class MaskInterpreter(Interpreter):
         normalise: ``"none"`` (raw 1 - m, default) or ``"minmax"``.
         l1, tv, beta: λ_l1 and λ_tv at 224 (scaled by 784/N) and the TV exponent β.
         blur_sigma: σ_in of the blur baseline in pixels (default 3.5·H/224).
-        perturbation: deletion baseline Φ, ``"auto"`` (default: blur where σ_in ≥ 1 px, else noise),
+        perturbation: deletion baseline Φ, ``"auto"`` (default: blur, at σ_in ≥ 2 px below 64 px),
             ``"blur"``, ``"constant"`` or ``"noise"``.
         noise_std: σ_η of the ``"noise"`` baseline in [0, 1] pixel units.
 
@@ -157,18 +161,22 @@ class MaskInterpreter(Interpreter):
         return max(8, height // 8), max(8, width // 8)
 
     def perturbation_at(self, height: int) -> str:
-        """The deletion baseline used at input height ``height`` (resolves ``"auto"``)."""
-        if self.perturbation != "auto":
-            return self.perturbation
-        sigma = self.blur_sigma if self.blur_sigma is not None else 3.5 * height / 224
-        return "blur" if sigma >= MIN_BLUR_SIGMA else "noise"
+        """The deletion baseline used at input height ``height`` (``"auto"`` is a blur)."""
+        return "blur" if self.perturbation == "auto" else self.perturbation
+
+    def blur_sigma_at(self, height: int) -> float:
+        """σ_in of the blur baseline: ``blur_sigma``, else 3.5·H/224, raised to 2 px below 1 px under ``"auto"``."""
+        if self.blur_sigma is not None:
+            return self.blur_sigma
+        sigma = 3.5 * height / 224
+        return SMALL_BLUR_SIGMA if self.perturbation == "auto" and sigma < MIN_BLUR_SIGMA else sigma
 
     def constants(self, height: int, width: int) -> dict[str, float]:
         """The size-scaled constants (spec §3.3, "other sizes"); ``"baseline"`` indexes ``PERTURBATIONS``."""
         s = height / 224
         h, w = self.native_size(height, width)
         n = h * w
-        sigma_in = self.blur_sigma if self.blur_sigma is not None else 3.5 * s
+        sigma_in = self.blur_sigma_at(height)
         return {
             "sigma_in": sigma_in,
             "k_in": gaussian_kernel_size(sigma_in),

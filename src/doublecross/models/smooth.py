@@ -324,6 +324,11 @@ def check_double_backward(first_derivative: torch.Tensor, where: str) -> None:
         first_derivative: a gradient computed with ``create_graph=True``.
         where: who needs the second derivative (for the message), e.g. ``"GRAD's attack"``.
     """
+    if not first_derivative.requires_grad:
+        raise DoubleBackwardError(
+            f"{where} needs second derivatives, but the first derivative has no graph: an op in the network "
+            "cannot be differentiated twice (e.g. a custom autograd.Function marked @once_differentiable)"
+        )
     name = find_missing_double_backward(first_derivative)
     if name is not None:
         raise DoubleBackwardError(

@@ -188,8 +188,17 @@ def load_user_model(spec: str, weights: str | None = None, options: ModelOptions
     classes = list(opts.classes) if opts.classes is not None else None  # unnamed: folders by alphabetical index
     if classes is not None and len(classes) != k:
         raise ConfigError(f"{len(classes)} class names given for a {k}-class model {spec}")
+    # Neither --mean/--std nor --no-normalise: normalise with ImageNet's statistics, but let the wrapper
+    # warn when the network looks like it normalises its inputs itself (they would be normalised twice).
+    explicit = opts.mean is not None or opts.std is not None or not opts.normalise
     clf = Classifier(
-        net, mean, std, classes=classes, input_size=(size, size), name=_display_name(spec), normalise=opts.normalise
+        net,
+        mean,
+        std,
+        classes=classes,
+        input_size=(size, size),
+        name=_display_name(spec),
+        normalise=opts.normalise if explicit else None,
     )
     log.info("user model %s: %d classes, input %d px, mean %s std %s", spec, k, size, mean, std)
     return clf
