@@ -6,11 +6,19 @@ set-up and final evaluation cancel; medians over repeats. Prints the ratios the 
     our PGD step / torchattacks PGD step          ADV²-CAM step / PGD step
     ADV²-StAdv-X step / StAdv step, X in CAM, GRAD, RTS, MASK (no target in the issue)
     ADV²-GRAD step / bare double-backprop step    ADV²-RTS step / PGD step
-    ADV²-MASK step / PGD step                     per-image cost at batch 16 / batch 1 (ADV²-CAM)
+    ADV²-MASK iteration / PGD step, resets included, at the paper's counts and the preset's, for the
+        spec's algorithm and for the bracketed step search + warm resets (``attacks/mask_cost.py``)
+    per-image cost at batch 16 / batch 1 (ADV²-CAM)
+    whole-unit efficiency: attack-loop passes / all classifier passes of one main-job adv2-mask unit
+        (counted with a forward hook: load-independent; --no-unit skips it, it runs a full unit)
     peak memory of the GRAD attack, ResNet-50 224² batch 8 (random weights, --resnet50)
     wall time of the main job (--main-job)
 
-    python bench/attacks.py [--batch 16] [--k 10] [--repeats 3] [--resnet50] [--main-job]
+Rows print as they are measured. The MASK rows time the loop with resets off and a 5-step MASK
+for the start-up and final evaluations (they cancel in the differential) and add the reset cost
+per iteration from the measured inner step: (S or reset_steps inner steps + 1 forward) / n_reset.
+
+    python bench/attacks.py [--batch 16] [--k 10] [--repeats 3] [--resnet50] [--main-job] [--no-unit]
     python bench/attacks.py --interpreters gradcam,gradcam++,input-x-grad,smoothgrad,ig   (only ADV²-X / PGD)
 """
 
@@ -99,15 +107,68 @@ print(before, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
 
 def _adv2_over_pgd(model, x, t, names: list[str], opts: dict, k: int, r: int) -> None:  # type: ignore[no-untyped-def]
     """ADV²-X step / PGD step for interpreters with ``attack_kind == "adv2"`` (L∞, λ = 1, checks every 10)."""
-    print(f"batch {len(x)}, threads {torch.get_num_threads()}, k={k}, median of {r}")
+    print(f"batch {len(x)}, threads {torch.get_num_threads()}, k={k}, median of {r}", flush=True)
     pgd = step_cost(model, None, x, t, None, "pgd", k, r)
-    print(f"{'ratio':<40} {'measured':>9}")
+    print(f"{'ratio':<40} {'measured':>9}", flush=True)
     for name in names:
         interp = create_interpreter(name, model, **opts.get(name, {}))
         m_t = interp.explain(x, t).map
         cost = step_cost(model, interp, x, t, m_t, interp.attack_kind, k, r, lam=1.0, check_every=10)
-        print(f"{'ADV²-' + name + ' step / PGD step':<40} {cost / pgd:>9.2f}")
-    print(f"(PGD step {pgd * 1e3:.1f} ms at batch {len(x)})")
+        print(f"{'ADV²-' + name + ' step / PGD step':<40} {cost / pgd:>9.2f}", flush=True)
+    print(f"(PGD step {pgd * 1e3:.1f} ms at batch {len(x)})", flush=True)
+
+
+def explain_step(interp, x, t, steps: int, repeats: int) -> float:  # type: ignore[no-untyped-def]
+    """Differential cost of one inner MASK step of an evaluation run: (explain(2s) - explain(s)) / s."""
+    keep = interp.steps
+
+    def run(n: int) -> None:
+        interp.steps = n
+        interp.explain(x, t)
+
+    try:
+        return _per_step(run, steps, repeats)
+    finally:
+        interp.steps = keep
+
+
+W = 88
+
+
+def _row(name: str, val: float, target: float | None, op: str = "<=") -> None:
+    print(f"{name:<{W}} {val:>9.2f} {(op + ' ' + str(target)) if target is not None else '':>8}", flush=True)
+
+
+def mask_rows(model, mask, x, t, m_t, pgd: float, k: int, paper_steps: int, preset_steps: int, scene) -> None:  # type: ignore[no-untyped-def]
+    """ADV²-MASK per iteration / PGD step, resets included: loop step (resets off, short evaluation
+    runs that cancel in the differential) + reset cost / n_reset, the reset cost from the measured
+    inner step (full: S steps + 1 forward; warm: reset_steps + 1 forward)."""
+    inner = explain_step(mask, x, t, 10, 1)
+    with torch.no_grad():
+        fwd = median_time(lambda: model(x), 3)
+    paper = {"n_step": 4, "n_plain": 4, "n_bs": 12, "n_reset": 50}
+    counts = {
+        "paper": (paper, paper_steps),
+        "preset": ({f: getattr(scene, f) for f in ("n_step", "n_plain", "n_bs", "n_reset")}, preset_steps),
+    }
+    for label, (c, s_full) in counts.items():
+        for variant, extra in (("spec", {}), ("bracket+warm", {"bisection": "bracket", "reset_steps": 20})):
+            cfg = {**c, **extra, "n_reset": 10**6, "alpha_max": scene.alpha_max, "kappa_bs": scene.kappa_bs}
+            # the PGD step is re-measured beside each MASK row (before and after): on a loaded machine the
+            # load drifts between rows, and a ratio of two timings taken minutes apart drifts with it
+            pgd_before = step_cost(model, None, x, t, None, "pgd", k, 1)
+            loop = step_cost(model, mask, x, t, m_t, "adv2-bilevel", max(2, k // 5), 1, **cfg)
+            reset = (extra.get("reset_steps", s_full) * inner + fwd) / c["n_reset"]
+            pgd = (pgd_before + step_cost(model, None, x, t, None, "pgd", k, 1)) / 2
+            name = (
+                f"ADV²-MASK it./PGD step, {label} (n_step {c['n_step']}, n_plain {c['n_plain']}, n_bs {c['n_bs']}, "
+                f"reset {extra.get('reset_steps', s_full)}/{c['n_reset']}), {variant}"
+            )
+            _row(name, (loop + reset) / pgd, 15.0)
+            print(
+                f"    loop {loop / pgd:.2f} + resets {reset / pgd:.2f} PGD steps (PGD step {pgd * 1e3:.0f} ms)",
+                flush=True,
+            )
 
 
 def main() -> None:
@@ -116,8 +177,10 @@ def main() -> None:
     p.add_argument("--batch", type=int, default=16)
     p.add_argument("--k", type=int, default=10)
     p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--mask-steps", type=int, default=300, help="MASK steps of a full run at the paper's counts")
     p.add_argument("--resnet50", action="store_true", help="also measure peak memory of GRAD on ResNet-50 224²")
     p.add_argument("--main-job", action="store_true", help="also time `doublecross attack` (the main job)")
+    p.add_argument("--no-unit", action="store_true", help="skip the whole-unit pass count (one main-job MASK unit)")
     p.add_argument("--interpreters", help="only ADV²-X step / PGD step for these (comma-separated, preset options)")
     a = p.parse_args()
     torch.manual_seed(0)
@@ -125,64 +188,39 @@ def main() -> None:
     x = torch.round(torch.rand(a.batch, 3, 64, 64) * 255) / 255
     t = torch.randint(0, model.num_classes, (a.batch,))
     k, r = a.k, a.repeats
-    opts = interpreter_defaults(a.model)  # the calibrated preset's settings (MASK blur and steps)
+    opts = interpreter_defaults(a.model)  # the calibrated preset's settings (MASK noise and steps)
     if a.interpreters:
         _adv2_over_pgd(model, x, t, a.interpreters.split(","), opts, k, r)
         return
-    interps = {n: create_interpreter(n, model, **opts.get(n, {})) for n in ("cam", "grad", "rts", "mask")}
-    maps = {n: i.explain(x, t).map for n, i in interps.items() if n != "mask"}
+    interps = {n: create_interpreter(n, model, **opts.get(n, {})) for n in ("cam", "grad", "rts")}
+    maps = {n: i.explain(x, t).map for n, i in interps.items()}
+    mask = create_interpreter("mask", model, **opts.get("mask", {}))
     maps["mask"] = torch.full((a.batch, 1, 8, 8), 0.5)
-    print(f"model {a.model}, batch {a.batch}, threads {torch.get_num_threads()}, k={k}, median of {r}")
+    # the stage-2 rows: evaluation runs (start-up, final) cancel in the differential, so a short run will do
+    short_mask = create_interpreter("mask", model, **{**opts.get("mask", {}), "steps": 5})
+    interps["mask"] = short_mask
+    print(f"model {a.model}, batch {a.batch}, threads {torch.get_num_threads()}, k={k}, median of {r}", flush=True)
+    print(f"{'ratio':<{W}} {'measured':>9} {'target':>8}", flush=True)
     pgd = step_cost(model, None, x, t, None, "pgd", k, r)
-    rows = [
-        ("our PGD step / torchattacks PGD step", pgd / torchattacks_step(model, x, t, k, r), 1.0),
-        (
-            "ADV²-CAM step / PGD step",
-            step_cost(model, interps["cam"], x, t, maps["cam"], "adv2", k, r, lam=1.0) / pgd,
-            1.1,
-        ),
-        (
-            "ADV²-GRAD step / bare double-backprop step",
-            step_cost(model, interps["grad"], x, t, maps["grad"], "adv2", k, r, lam=1.0, check_every=10)
-            / bare_double_backprop(model, x, t, k, r),
-            1.1,
-        ),
-        (
-            "ADV²-RTS step / PGD step",
-            step_cost(model, interps["rts"], x, t, maps["rts"], "adv2", k, r, lam=1.0, extra={"encoder": 0.1}) / pgd,
-            2.3,
-        ),
-        (
-            "ADV²-MASK step / PGD step",
-            step_cost(
-                model, interps["mask"], x, t, maps["mask"], "adv2-bilevel", max(2, k // 5), 1, n_reset=10**6, n_bs=12
-            )
-            / pgd,
-            15.0,
-        ),
-    ]
-    scene = load_attack_preset(a.model).for_threat("linf").for_interpreter("mask")
-    rows.append(
-        (
-            f"  same, preset counts (n_step {scene.n_step}, n_plain {scene.n_plain}, n_bs {scene.n_bs})",
-            step_cost(
-                model,
-                interps["mask"],
-                x,
-                t,
-                maps["mask"],
-                "adv2-bilevel",
-                max(2, k // 5),
-                1,
-                n_reset=10**6,
-                n_step=scene.n_step,
-                n_plain=scene.n_plain,
-                n_bs=scene.n_bs,
-            )
-            / pgd,
-            15.0,
-        )
+    _row("our PGD step / torchattacks PGD step", pgd / torchattacks_step(model, x, t, k, r), 1.0)
+    _row(
+        "ADV²-CAM step / PGD step",
+        step_cost(model, interps["cam"], x, t, maps["cam"], "adv2", k, r, lam=1.0) / pgd,
+        1.1,
     )
+    _row(
+        "ADV²-GRAD step / bare double-backprop step",
+        step_cost(model, interps["grad"], x, t, maps["grad"], "adv2", k, r, lam=1.0, check_every=10)
+        / bare_double_backprop(model, x, t, k, r),
+        1.1,
+    )
+    _row(
+        "ADV²-RTS step / PGD step",
+        step_cost(model, interps["rts"], x, t, maps["rts"], "adv2", k, r, lam=1.0, extra={"encoder": 0.1}) / pgd,
+        2.3,
+    )
+    scene = load_attack_preset(a.model).for_threat("linf").for_interpreter("mask")
+    mask_rows(model, short_mask, x, t, maps["mask"], pgd, k, a.mask_steps, mask.steps, scene)
     st = step_cost(model, None, x, t, None, "pgd", k, r, threat="stadv")
     stadv_cfg = {
         "cam": ("adv2", {"lam": 1.0}),
@@ -193,26 +231,32 @@ def main() -> None:
     for name, (kind, cfg) in stadv_cfg.items():
         kk = max(2, k // 5) if name == "mask" else k
         cost = step_cost(model, interps[name], x, t, maps[name], kind, kk, 1 if name == "mask" else r, "stadv", **cfg)
-        rows.append((f"ADV²-StAdv-{name.upper()} step / StAdv step", cost / st, float("nan")))
+        _row(f"ADV²-StAdv-{name.upper()} step / StAdv step (no resets)", cost / st, None)
     cam1 = step_cost(model, interps["cam"], x[:1], t[:1], maps["cam"][:1], "adv2", k, r, lam=1.0)
     cam16 = step_cost(model, interps["cam"], x, t, maps["cam"], "adv2", k, r, lam=1.0)
-    rows.append((f"per-image ADV²-CAM cost, batch {a.batch} / batch 1", cam16 / a.batch / cam1, 0.5))
-    print(f"{'ratio':<48} {'measured':>9} {'target':>8}")
-    for name, val, target in rows:
-        print(f"{name:<48} {val:>9.2f} {('<= ' + str(target)) if target == target else '':>8}")
-    print(f"(PGD step {pgd * 1e3:.1f} ms, StAdv step {st * 1e3:.1f} ms at batch {a.batch})")
+    _row(f"per-image ADV²-CAM cost, batch {a.batch} / batch 1", cam16 / a.batch / cam1, 0.5)
+    print(f"(PGD step {pgd * 1e3:.1f} ms, StAdv step {st * 1e3:.1f} ms at batch {a.batch})", flush=True)
+    if not a.no_unit:
+        from _passes import unit_passes
+
+        u = unit_passes("mask")
+        _row(
+            "whole unit: attack-loop passes / all passes (main job's first adv2-mask unit)", u["efficiency"], 0.9, ">="
+        )
+        print(f"    {u['attack_loop']:.0f} of {u['unit']:.0f} batch passes (counted with a forward hook)", flush=True)
     if a.resnet50:
         out = subprocess.run([sys.executable, "-c", RESNET50_PEAK], capture_output=True, text=True, check=True).stdout
         before, after = (int(v) for v in out.split())
         print(
             f"peak RSS of one ADV²-GRAD step, ResNet-50 224² batch 8: {after / 2**20:.2f} GB "
-            f"(process before the attack: {before / 2**20:.2f} GB; target <= 3.5 GB)"
+            f"(process before the attack: {before / 2**20:.2f} GB; target <= 3.5 GB)",
+            flush=True,
         )
     if a.main_job:
         with tempfile.TemporaryDirectory() as d:
             t0 = time.perf_counter()
             subprocess.run(["doublecross", "attack", "--out", f"{d}/run", "--quiet"], check=True, capture_output=True)
-            print(f"main job wall time: {(time.perf_counter() - t0) / 60:.2f} min (target <= 5 min)")
+            print(f"main job wall time: {(time.perf_counter() - t0) / 60:.2f} min (target <= 5 min)", flush=True)
 
 
 if __name__ == "__main__":

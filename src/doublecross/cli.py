@@ -223,6 +223,17 @@ def cmd_evaluate_interpreters(args: argparse.Namespace) -> int:
     return 0
 
 
+def _positive_int(text: str) -> int:
+    """argparse type: an integer >= 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
 def cmd_attack(args: argparse.Namespace) -> int:
     import time
 
@@ -242,6 +253,7 @@ def cmd_attack(args: argparse.Namespace) -> int:
         "preset": args.preset,
         "target_map": args.target_map,
         "device": args.device,
+        "early_stop": True if args.early_stop else None,
         "rts_weights": args.rts_weights,
         "steps_scale": args.steps_scale,
         "selection": args.selection,
@@ -269,7 +281,14 @@ def cmd_attack(args: argparse.Namespace) -> int:
     cfg = JobConfig.from_dict({k: v for k, v in overrides.items() if v is not None})
     out = args.out or os.path.join("runs", time.strftime("attack-%Y%m%d-%H%M%S"))
     args.run_dir = out  # for the Ctrl-C message
-    manifest = run_job(cfg, out, resume=args.resume, progress=False if args.quiet else None)
+    manifest = run_job(
+        cfg,
+        out,
+        resume=args.resume,
+        progress=False if args.quiet else None,
+        threads=args.threads or "auto",
+        max_memory=args.max_memory,
+    )
     table, _ = build_report(out)  # class names come from the run's manifest
     print(
         f"doublecross attack: {cfg.model}, {manifest['images']} images, preset {cfg.preset}, "
@@ -374,6 +393,17 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--batch-size", type=int)
     s.add_argument("--seed", type=int)
     s.add_argument("--device", help="cpu (default) or cuda")
+    s.add_argument(
+        "--threads", type=_positive_int, help="torch threads (default: $OMP_NUM_THREADS, else min(cores, 2))"
+    )
+    s.add_argument(
+        "--max-memory", type=float, metavar="GB", help="memory for the whole process; larger batches run in chunks"
+    )
+    s.add_argument(
+        "--early-stop",
+        action="store_true",
+        help="stop each image's warm start and baseline at its first success (off: the paper's fixed steps)",
+    )
     s.add_argument("--target-map", choices=TARGET_MAP_NAMES, metavar="MODE", help="%(choices)s")
     s.add_argument("--out", help="run directory (default runs/attack-<time>)")
     s.add_argument("--resume", action="store_true", help="continue an interrupted run in --out")

@@ -26,17 +26,28 @@ from ..models.wrapper import Classifier
 from . import ATTACKS
 from .base import Attack
 from .config import AttackConfig
+from .early_stop import prediction_steps
 from .losses import ce_loss, map_loss
 
 
 class Selector:
-    """Per-sample best successful candidate (smallest ℓint to the target map), kept as the threat's variable."""
+    """Per-sample best successful candidate (smallest ℓint to the target map), kept as the threat's variable.
 
-    def __init__(self, v0: torch.Tensor, attack: Attack) -> None:
+    With ``keep_eval`` (exact selection: every candidate is offered with the evaluation of its
+    quantised image) the selector also keeps each sample's logits and map -- of its best
+    candidate and of the latest offer -- so the attack's final evaluation of the selected image
+    need not be recomputed (:meth:`evaluation`).
+    """
+
+    def __init__(self, v0: torch.Tensor, attack: Attack, keep_eval: bool = False) -> None:
         self.best = v0.detach().clone()
         self.dist = torch.full((v0.shape[0],), float("inf"), device=v0.device)
         self.found = torch.zeros(v0.shape[0], dtype=torch.bool, device=v0.device)
+        self.taken = torch.zeros_like(self.found)  # samples whose best was set (NaN distances never are)
         self.attack = attack
+        self.keep_eval = keep_eval
+        self.best_eval: tuple[torch.Tensor, torch.Tensor] | None = None
+        self.last_eval: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None
 
     def offer(
         self, v: torch.Tensor, logits: torch.Tensor, amap: torch.Tensor, t: torch.Tensor, target_map: torch.Tensor
@@ -47,6 +58,28 @@ class Selector:
         self.best[better] = v.detach()[better]
         self.dist[better] = d[better]
         self.found |= ok
+        self.taken |= better
+        if self.keep_eval:
+            if self.best_eval is None:
+                self.best_eval = (logits.detach().clone(), amap.detach().clone())
+            self.best_eval[0][better] = logits.detach()[better]
+            self.best_eval[1][better] = amap.detach()[better]
+            self.last_eval = (v.detach(), logits.detach(), amap.detach())
+
+    def evaluation(self, last: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor] | None:
+        """(logits, map) of Q(x(``result(last)``)), or ``None`` when not all of it was evaluated.
+
+        Valid when every offer evaluated the quantised candidate (exact selection) and the latest
+        offer was ``last`` itself (the final check), which serves the samples with no success.
+        """
+        if not self.keep_eval or self.best_eval is None or self.last_eval is None:
+            return None
+        v, logits, amap = self.last_eval
+        if v.shape != last.shape or not torch.equal(v, last.detach()) or bool((self.found & ~self.taken).any()):
+            return None
+        lg = torch.where(self.found.view(-1, 1), self.best_eval[0], logits)
+        mp = torch.where(self.found.view((-1,) + (1,) * (amap.dim() - 1)), self.best_eval[1], amap)
+        return lg, mp
 
     def result(self, last: torch.Tensor) -> torch.Tensor:
         """The best successful candidate, or the last iterate where none succeeded."""
@@ -67,15 +100,11 @@ class Adv2PGD(Attack):
     def warm_start(
         self, model: Classifier, x0: torch.Tensor, t: torch.Tensor, v: torch.Tensor, steps: int
     ) -> torch.Tensor:
-        """``steps`` threat steps on the prediction loss (+ the threat's penalty) alone; a fresh step rule."""
-        th = self.threat
-        th.reset()
-        for k in range(steps):
-            v = v.detach().requires_grad_(True)
-            loss = (self.config.w_prd * ce_loss(model(th.apply(x0, v)), t) + th.penalty(v)).sum()
-            v = th.project(x0, th.step(v.detach(), _grad(loss, v), k))
-            progress.step()
-        return v.detach()
+        """``steps`` threat steps on the prediction loss (+ the threat's penalty) alone; a fresh step rule.
+
+        With ``config.early_stop`` each sample stops at its first successful iterate (``early_stop.py``).
+        """
+        return prediction_steps(self, model, x0, t, v, steps, ce_loss, self.config.early_stop)
 
     def run(
         self,
@@ -88,7 +117,7 @@ class Adv2PGD(Attack):
         cfg, th = self.config, self.threat
         assert interpreter is not None and target_map is not None
         v = self.warm_start(model, x0, t, th.init(x0), cfg.n_warm)
-        sel = Selector(v, self)
+        sel = Selector(v, self, keep_eval=interpreter.selection == "exact")
         history: list[dict[str, Any]] = []
         state = None  # an interpreter's warm start, for those that carry one (an ensemble with MASK)
         for k in range(cfg.n_total):
@@ -122,6 +151,7 @@ class Adv2PGD(Attack):
             progress.step()
         v = v.detach()
         self._exact_check(sel, interpreter, x0, v, t, target_map)
+        self.evaluated = sel.evaluation(v)
         return sel.result(v), v, history
 
     def _exact_check(

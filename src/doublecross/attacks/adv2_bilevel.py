@@ -34,7 +34,9 @@ from . import ATTACKS
 from .adv2 import Selector, _grad
 from .base import Attack
 from .config import AttackConfig
+from .early_stop import prediction_steps
 from .losses import ce_loss, map_loss, margin_loss
+from .mask_cost import bracket_step_size, recheck, warm_reset
 
 WARM_LOSSES = {"ce": ce_loss, "margin": margin_loss}
 
@@ -59,22 +61,16 @@ class Adv2Bilevel(Attack):
         cfg, th = self.config, self.threat
         assert interpreter is not None and target_map is not None
         gen = torch.Generator().manual_seed(self.seed)
-        r = th.init(x0)
-        warm = WARM_LOSSES[cfg.warm_loss]
+        r = prediction_steps(self, model, x0, t, th.init(x0), cfg.n_warm, WARM_LOSSES[cfg.warm_loss], cfg.early_stop)
         th.reset()
-        for k in range(cfg.n_warm):  # stage 1: threat steps on the warm-start loss
-            r = r.detach().requires_grad_(True)
-            g = _grad((cfg.w_prd * warm(model(th.apply(x0, r)), t) + th.penalty(r)).sum(), r)
-            r = th.project(x0, th.step(r.detach(), g, k))
-            progress.step()
-        r = r.detach()
-        th.reset()
-        sel = Selector(r, self)
+        exact = cfg.reset_steps is None  # full resets: every candidate is a full MASK run on Q(x)
+        sel = Selector(r, self, keep_eval=exact)
         state = self._reset(interpreter, sel, x0, r, t, target_map, gen)
+        self._a_prev: torch.Tensor | None = None
         history: list[dict[str, Any]] = []
         for i in range(cfg.n_total):
             if i > 0 and i % cfg.n_reset == 0:
-                state = self._reset(interpreter, sel, x0, r, t, target_map, gen)
+                state = self._reset(interpreter, sel, x0, r, t, target_map, gen, state=None if exact else state)
             if cfg.outer == "bisect":  # (a) normalised margin step
                 rg = r.requires_grad_(True)
                 d = _grad(margin_loss(model(th.apply(x0, rg)), t).sum(), rg)
@@ -105,7 +101,12 @@ class Adv2Bilevel(Attack):
                 history.append({"step": i, "int": float(dist.detach().mean()) if dist is not None else 0.0})
             progress.step()
         self._reset(interpreter, sel, x0, r, t, target_map, gen)
-        return sel.result(r), r, history
+        if exact:
+            self.evaluated = sel.evaluation(r)
+            return sel.result(r), r, history
+        assert self._last_eval is not None
+        best, self.evaluated = recheck(self, interpreter, x0, sel.result(r), r, self._last_eval, t, target_map)
+        return best, r, history
 
     def _reset(
         self,
@@ -116,11 +117,19 @@ class Adv2Bilevel(Attack):
         t: torch.Tensor,
         target_map: torch.Tensor,
         gen: torch.Generator,
+        state: Any = None,
     ) -> Any:
-        """Full MASK run on the quantised image; offer it to the selector; return its state."""
+        """Full MASK run on the quantised image (a warm one from ``state`` if given); offer it; return its state."""
         xq = self.threat.quantise(x0, self.threat.apply(x0, r.detach()))
+        if state is not None:
+            state, logits, amap = warm_reset(
+                interpreter, xq, t, state, self.config.reset_steps, gen, self.config.inner_lr
+            )
+            sel.offer(r, logits, amap, t, target_map)
+            return state
         ev = interpreter.explain(xq, t)
         sel.offer(r, ev.logits, ev.map, t, target_map)
+        self._last_eval = (ev.logits, ev.map)
         return ev.state
 
     @torch.no_grad()
@@ -129,6 +138,10 @@ class Adv2Bilevel(Attack):
     ) -> torch.Tensor:
         """Per-sample bisection of the step along -h keeping the margin above κ_bs."""
         cfg, th = self.config, self.threat
+        if cfg.bisection == "bracket":
+            a = bracket_step_size(model, th, x0, r, h, t, self._a_prev, cfg.alpha_max, cfg.kappa_bs, cfg.n_bracket)
+            self._a_prev = a
+            return th.project(x0, r - a.view(-1, 1, 1, 1) * h)
         b = r.shape[0]
         lo = torch.zeros(b, device=r.device)
         hi = torch.full((b,), cfg.alpha_max, device=r.device)

@@ -70,6 +70,9 @@ class Attack:
 
     def __init__(self, threat: ThreatModel, config: AttackConfig, history_every: int = 0, seed: int = 0) -> None:
         self.threat, self.config, self.history_every, self.seed = threat, config, history_every, seed
+        #: Set by ``run`` when it already evaluated the interpreter on the returned selection's
+        #: quantised image: ``(logits (B, C), map (B, 1, h, w))``; ``__call__`` then reuses it.
+        self.evaluated: tuple[torch.Tensor, torch.Tensor] | None = None
 
     def run(
         self,
@@ -79,7 +82,11 @@ class Attack:
         t: torch.Tensor,
         target_map: torch.Tensor | None,
     ) -> tuple[torch.Tensor, torch.Tensor, list[dict[str, Any]]]:
-        """Return ``(best, last, history)`` in the threat's variable: the selected iterate and the last one."""
+        """Return ``(best, last, history)`` in the threat's variable: the selected iterate and the last one.
+
+        May set ``self.evaluated`` to the interpreter's ``(logits, map)`` at ``Q(apply(x0, best))``
+        (exact selection evaluates every candidate anyway), sparing ``__call__`` that evaluation.
+        """
         raise NotImplementedError
 
     @final
@@ -113,12 +120,15 @@ class Attack:
             target_map = target_map.detach().to(x.dtype)
         modes = [(m, m.training) for m in ([model] + ([interpreter] if interpreter is not None else []))]
         x0 = (torch.round(x.detach() * 255) / 255).clone()  # the benign image, on the 8-bit grid
+        self.evaluated = None
         try:
             with flush_denormal(), torch.enable_grad():
                 best, last, history = self.run(model, interpreter, x0, t, target_map)
             best, last = best.detach(), last.detach()
             x_adv = self.threat.quantise(x0, self.threat.apply(x0, best))
-            if interpreter is not None:
+            if interpreter is not None and self.evaluated is not None:
+                logits, amap = self.evaluated  # the selection already evaluated Q(x(best))
+            elif interpreter is not None:
                 ev = interpreter.explain(x_adv, t)
                 logits, amap = ev.logits, ev.map
             else:

@@ -8,6 +8,7 @@ from ..config import ConfigError, from_dict
 
 SCHEDULES = ("constant", "ramp", "piecewise")
 OUTER_STEPS = ("bisect", "joint")
+BISECTIONS = ("full", "bracket")
 WARM_LOSSES = ("ce", "margin")
 
 
@@ -33,6 +34,16 @@ class AttackConfig:
         margin_floor: the hinge of the margin term in the ``joint`` update (-5).
         inner_lr: MASK's inner Adam learning rate in the attack (``None``: the interpreter's own).
         threat_options: per-interpreter overrides of the threat's parameters (StAdv-MASK: lr 0.005).
+        bisection: MASK's step-size search: ``full`` (spec §4.7: n_bs halvings of [0, α_max]) or
+            ``bracket`` (labelled deviation, spec §11: start from twice the sample's previous step,
+            ``n_bracket`` tests, forwarding only the undecided samples; ``attacks/mask_cost.py``).
+        n_bracket: tests of the ``bracket`` search (the first one at the bracket's top).
+        reset_steps: MASK's resets inside the loop: ``None`` = full runs from m = 0.5 (spec), or
+            warm resets of this many inner steps from the running mask on Q(x) (labelled deviation;
+            the start-up and final resets stay full, and the selected candidate is re-checked with a
+            full run against the last iterate's -- ``attacks/mask_cost.py``).
+        early_stop: stage 1 and the baseline stop each sample at its first successful iterate
+            (off: the paper's fixed step counts; ``attacks/early_stop.py``).
     """
 
     n_warm: int = field(default=300, metadata={"min": 0})
@@ -57,6 +68,10 @@ class AttackConfig:
     margin_floor: float = -5.0
     inner_lr: float | None = None
     threat_options: dict = field(default_factory=dict)
+    bisection: str = field(default="full", metadata={"choices": BISECTIONS})
+    n_bracket: int = field(default=3, metadata={"min": 1})
+    reset_steps: int | None = field(default=None, metadata={"min": 1})
+    early_stop: bool = False
 
     def __post_init__(self) -> None:
         for name, w in self.extra.items():

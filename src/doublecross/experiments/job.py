@@ -27,6 +27,7 @@ class JobConfig:
     target_map: str = field(default="benign", metadata={"choices": TARGET_MAP_MODES})
     device: str = "cpu"
     history_every: int = 0
+    early_stop: bool = False  # stage 1 and the baseline stop each sample at its first success (issue 15)
     # your own model (``model: path/file.py:factory``, see models/user.py); ignored by registered models
     num_classes: int | None = field(default=None, metadata={"min": 1})
     input_size: int | None = field(default=None, metadata={"min": 8})

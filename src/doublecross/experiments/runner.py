@@ -17,6 +17,7 @@ import platform
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from typing import Any
 
 import torch
@@ -33,12 +34,14 @@ from ..interpreters.faithfulness import topk_mask_iou
 from ..metrics import map_metrics, target_confidence
 from ..metrics.maps import is_degenerate
 from ..models.user import ModelOptions, build_model
+from .chunking import attack_in_chunks, explain_in_chunks, image_bytes, plan_chunk
 from .job import JobConfig
 from .progress_bars import JobProgress
 from .provenance import resolve_provenance
 from .rundir import check_out_dir, check_threads, open_run_dir
 from .selection import select_attack_set
 from .store import ResultStore
+from .threads import choose_threads
 from .validate import check_device
 
 log = logging.getLogger(__name__)
@@ -101,10 +104,11 @@ def target_maps(
     t: torch.Tensor,
     pool: tuple[torch.Tensor, torch.Tensor],
     gen: torch.Generator,
+    benign: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """m_t for a batch in the given mode (benign / class-exemplar / shape)."""
+    """m_t for a batch in the given mode (benign / class-exemplar / shape); ``benign``: g(x; y) if known."""
     if mode == "benign":
-        return interp.explain(x, y).map
+        return benign if benign is not None else interp.explain(x, y).map
     h, w = interp.native_size(*x.shape[-2:])
     if mode == "shape":
         return shape_maps(len(x), (h, w), x.shape[-1], gen).to(x.device)
@@ -126,6 +130,8 @@ def run_job(
     model: Any = None,
     dataset: Any = None,
     targets: Any = None,
+    threads: int | str | None = None,
+    max_memory: float | None = None,
 ) -> dict[str, Any]:
     """Run (or resume) the attack job into ``out``; return the manifest.
 
@@ -144,9 +150,20 @@ def run_job(
             from instead of ``cfg.images``/``cfg.dataset`` (label -1: use the prediction).
         targets: target classes: ``None`` (seeded uniform over the other classes, spec §1.4), one
             class index for every image, or a callable ``(y, num_classes, generator) -> t``.
+        threads: torch threads for the run: ``None`` keeps the caller's ``torch.get_num_threads()``;
+            a count, or ``"auto"`` for ``experiments.threads.choose_threads`` (the CLI's default:
+            ``$OMP_NUM_THREADS``, else min(cores, 2)); restored after the run.
+        max_memory: GB the process may use; larger batches run in chunks (``experiments.chunking``).
+            Neither changes the results, so neither is part of ``cfg``.
     """
     show = sys.stderr.isatty() if progress is None else progress
     t_start = time.time()
+    if threads is None:  # the caller's torch setting, untouched
+        n_threads, threads_source = torch.get_num_threads(), "caller"
+    else:
+        n_threads, threads_source = choose_threads(None if threads == "auto" else threads)
+    if max_memory is not None and not max_memory > 0:
+        raise ValueError(f"max_memory must be a positive number of GB, got {max_memory!r}")
     check_out_dir(out)  # a file as --out, before anything slower
     device = check_device(cfg.device)
     preset = load_attack_preset(cfg.preset, cfg.overrides, cfg.steps_scale)
@@ -157,8 +174,15 @@ def run_job(
         for iname in cfg.interpreters:
             preset.for_threat(name).for_interpreter(iname)
     rts_weights = cfg.rts_weights or preset.interpreter_options.get("rts", {}).get("weights")
-    with open_run_dir(out, cfg, resume, resolve_provenance(cfg, rts_weights)):
-        return _run_locked(cfg, out, preset, device, show, t_start, model, dataset, targets)
+    threads_before = torch.get_num_threads()
+    torch.set_num_threads(n_threads)
+    try:
+        with open_run_dir(out, cfg, resume, resolve_provenance(cfg, rts_weights)):
+            return _run_locked(
+                cfg, out, preset, device, show, t_start, model, dataset, targets, max_memory, threads_source
+            )
+    finally:
+        torch.set_num_threads(threads_before)
 
 
 def _run_locked(
@@ -171,6 +195,8 @@ def _run_locked(
     model: Any = None,
     dataset: Any = None,
     targets: Any = None,
+    max_memory: float | None = None,
+    threads_source: str = "",
 ) -> dict[str, Any]:
     torch.manual_seed(cfg.seed)
     if model is None:
@@ -193,6 +219,10 @@ def _run_locked(
     store = ResultStore(os.path.join(out, "results.sqlite"))
     done_threads = [i["threads"] for i in store.unit_infos().values() if "threads" in i]
     check_threads(done_threads, torch.get_num_threads(), out)
+    per_image = {}  # bytes one image's graph needs, per interpreter (None: the baseline), for max_memory
+    if max_memory is not None:
+        x1, t1 = x_all[:1].to(device), t_all[:1].to(device)
+        per_image = {n: image_bytes(model, interps.get(n), x1, t1) for n in [None, *interps]}
     n_batches = -(-len(x_all) // cfg.batch_size)
     units = [
         (b, tname, unit)
@@ -207,18 +237,21 @@ def _run_locked(
             sl = slice(b * cfg.batch_size, (b + 1) * cfg.batch_size)
             x, y, t = x_all[sl].to(device), y_all[sl].to(device), t_all[sl].to(device)
             masks = m_all[sl] if m_all is not None else None
+            benign_maps: dict[Any, torch.Tensor] = {}  # g(x; y) per interpreter, shared by the threats
             for tname in cfg.threats:
                 settings = preset.for_threat(tname)
                 threat = settings.create_threat()
                 base_steps = settings.baseline.n_warm + settings.baseline.n_total
                 if not store.done(b, threat.baseline):
+                    chunk = plan_chunk(len(x), max_memory, per_image.get(None, 1), device)
+                    base_cfg = replace(settings.baseline, early_stop=cfg.early_stop)
                     with bars.unit(f"batch {b} {threat.baseline}", base_steps):
-                        _baseline_unit(store, b, model, threat, settings.baseline, x, y, t, cfg)
+                        _baseline_unit(store, b, model, threat, base_cfg, x, y, t, cfg, chunk)
                 for name, interp in interps.items():
                     unit = f"{threat.adv2_name}-{name}"
                     if not store.done(b, unit):
                         unit_gen = torch.Generator().manual_seed(cfg.seed * 1000 + b)
-                        acfg = settings.for_interpreter(name)
+                        acfg = replace(settings.for_interpreter(name), early_stop=cfg.early_stop)
                         with bars.unit(f"batch {b} {unit}", acfg.n_warm + acfg.n_total):
                             _adv2_unit(
                                 store,
@@ -235,6 +268,8 @@ def _run_locked(
                                 (x_all, y_all),
                                 cfg,
                                 unit_gen,
+                                benign_maps,
+                                plan_chunk(len(x), max_memory, per_image.get(name, 1), device),
                             )
     finally:
         bars.close()
@@ -250,6 +285,7 @@ def _run_locked(
         "git_revision": git_revision(),
         "device": str(device),
         "threads": torch.get_num_threads(),
+        "threads_source": threads_source,
         "unit_threads": threads,
         "images": len(x_all),
         "model": getattr(model, "name", cfg.model),
@@ -309,10 +345,11 @@ def _baseline_unit(
     y: torch.Tensor,
     t: torch.Tensor,
     cfg: JobConfig,
+    chunk: int = 0,
 ) -> None:
     """The threat's baseline (PGD / regular StAdv) on one batch; its image serves every interpreter."""
     t0 = time.time()
-    res = ATTACKS.create("pgd", threat=threat, config=acfg)(model, x, t)
+    res = attack_in_chunks(ATTACKS.create("pgd", threat=threat, config=acfg), model, x, t, chunk or len(x))
     conf = target_confidence(res.logits, t)
     rows = [
         {
@@ -352,20 +389,30 @@ def _adv2_unit(
     pool: tuple[torch.Tensor, torch.Tensor],
     cfg: JobConfig,
     gen: torch.Generator,
+    benign_maps: dict[Any, torch.Tensor] | None = None,
+    chunk: int = 0,
 ) -> None:
-    """ADV² against one interpreter on one batch, with the baseline's image re-evaluated beside it."""
+    """ADV² against one interpreter on one batch, with the baseline's image re-evaluated beside it.
+
+    ``benign_maps`` caches g(x; y) by interpreter across the batch's threats (computed once);
+    ``chunk``: images per attack/explain call (0: the whole batch).
+    """
     t0 = time.time()
-    benign = interp.explain(x, y)
-    m_t = target_maps(cfg.target_map, interp, x, y, t, pool, gen)
+    chunk = chunk or len(x)
+    benign_maps = {} if benign_maps is None else benign_maps
+    if interp not in benign_maps:
+        benign_maps[interp] = explain_in_chunks(interp, x, y, chunk).map
+    benign_map = benign_maps[interp]
+    m_t = target_maps(cfg.target_map, interp, x, y, t, pool, gen, benign=benign_map)
     attack = ATTACKS.create(
         interp.attack_kind, threat=threat, config=acfg, history_every=cfg.history_every, seed=cfg.seed
     )
-    res = attack(model, x, t, interp, m_t)
+    res = attack_in_chunks(attack, model, x, t, chunk, interp, m_t)
     x_base = store.array(b, threat.baseline, "x").to(x.device)
     base_size = {k: store.array(b, threat.baseline, f"size_{k}") for k in res.size}
-    base_ev = interp.explain(x_base, t)
+    base_ev = explain_in_chunks(interp, x_base, t, chunk)
     base_success = attack.is_success(base_ev.logits, t)
-    deg_benign, deg_target = is_degenerate(benign.map), is_degenerate(m_t)
+    deg_benign, deg_target = is_degenerate(benign_map), is_degenerate(m_t)
     rows = []
     for method, amap, logits, success, size in (
         (threat.baseline, base_ev.map, base_ev.logits, base_success, base_size),
@@ -374,10 +421,10 @@ def _adv2_unit(
         mets = map_metrics(amap, m_t)
         if cfg.target_map != "benign":
             mets.update(
-                {f"benign_{k}": v for k, v in map_metrics(amap, benign.map).items() if k in ("l1", "l2", "iou")}
+                {f"benign_{k}": v for k, v in map_metrics(amap, benign_map).items() if k in ("l1", "l2", "iou")}
             )
         conf = target_confidence(logits, t)
-        gt = topk_mask_iou(amap, masks) if masks is not None else None
+        gt = topk_mask_iou(amap.cpu(), masks) if masks is not None else None  # masks stay on the CPU
         deg = is_degenerate(amap)
         for i in range(len(x)):
             m = {k: float(v[i]) for k, v in mets.items()}
@@ -399,7 +446,7 @@ def _adv2_unit(
             rows.append({"idx": b * cfg.batch_size + i, "interpreter": interp.name, "method": method, "metrics": m})
     arrays = {
         "x": x,
-        "benign_map": benign.map,
+        "benign_map": benign_map,
         "target_map": m_t,
         "base_map": base_ev.map,
         "adv_map": res.map,

@@ -155,6 +155,7 @@ class MaskInterpreter(Interpreter):
             raise ValueError(f"steps and unroll must be >= 0, got {steps}, {unroll}")
         self.steps, self.lr, self.unroll, self.seed = steps, lr, unroll, seed
         self.normalise, self.l1, self.tv, self.beta = normalise, l1, tv, beta
+        self._noise: dict[tuple, torch.Tensor] = {}  # the "noise" baseline's draw per (shape, device, dtype, seed)
         self._double_backward_checked = False
 
     def native_size(self, height: int, width: int) -> tuple[int, int]:
@@ -211,8 +212,11 @@ class MaskInterpreter(Interpreter):
         mean = up.mean(dim=(2, 3), keepdim=True).expand_as(up)
         if kind == "constant":
             return mean
-        gen = torch.Generator().manual_seed(self.seed)
-        eps = torch.randn((1, *up.shape[1:]), generator=gen).to(device=up.device, dtype=up.dtype)
+        key = (tuple(up.shape[1:]), up.device, up.dtype, self.seed)
+        eps = self._noise.get(key)
+        if eps is None:  # drawn on the CPU generator once per size and device, not in every step
+            gen = torch.Generator().manual_seed(self.seed)
+            eps = self._noise[key] = torch.randn((1, *up.shape[1:]), generator=gen).to(device=up.device, dtype=up.dtype)
         return (mean + self.noise_std * eps).clamp(0, 1)
 
     def composite(

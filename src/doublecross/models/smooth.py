@@ -100,7 +100,27 @@ class _SmoothReLU(torch.autograd.Function):
     @staticmethod
     def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor, None, None]:
         (z,) = ctx.saved_tensors
-        return grad * _SurrogateDerivative.apply(z, ctx.tau, ctx.symmetric), None, None
+        return _SurrogateProduct.apply(grad, z, ctx.tau, ctx.symmetric), None, None
+
+
+class _SurrogateProduct(torch.autograd.Function):
+    """``grad · h(z)`` as one node (issue 15, memory): saves ``grad`` and ``z`` (which the ReLU node
+    holds anyway) instead of ``grad`` and ``h(z)``, one activation-sized tensor less per ReLU in the
+    double-backprop graph. Backward: ``(g·h(z), g·grad·h'(z))``, as the product of the two nodes gives.
+    """
+
+    @staticmethod
+    def forward(ctx: Any, grad: torch.Tensor, z: torch.Tensor, tau: float, symmetric: bool) -> torch.Tensor:
+        ctx.save_for_backward(grad, z)
+        ctx.tau, ctx.symmetric = tau, symmetric
+        return grad * relu_surrogate_derivative(z, tau, symmetric)
+
+    @staticmethod
+    def backward(ctx: Any, gout: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, None, None]:
+        grad, z = ctx.saved_tensors
+        d = ctx.tau * torch.rsqrt(z * z + ctx.tau) ** 3
+        d = 0.5 * d if ctx.symmetric else d
+        return gout * relu_surrogate_derivative(z, ctx.tau, ctx.symmetric), gout * grad * d, None, None
 
 
 def smooth_relu_fn(z: torch.Tensor, tau: float = DEFAULT_TAU, symmetric: bool = False) -> torch.Tensor:
