@@ -14,8 +14,9 @@ where g ≤ 0, which keeps its gradient finite.) ``layer`` indexes the classifie
 feature maps (``Classifier.stages_and_logits``, fine -> coarse); the default ``-1`` is the last
 feature map ``A`` that CAM reads (``Classifier.features_and_logits``). There, with the GAP + linear
 head, g = W[c] / (h·w) is constant, so Grad-CAM = 𝒩(ReLU(CAM_c)): CAM up to scale, clipped at 0.
-At an earlier layer ``g`` passes through ReLUs: with a graph it is taken under the smoothed-ReLU
-surrogate with ``create_graph=True`` (spec §2.4), and candidates are judged on the true map.
+At an earlier layer, or at the last one behind a head that is not GAP + one linear layer (the
+automatic feature split of any CNN), ``g`` passes through activations: with a graph it is taken under
+the smoothed surrogate with ``create_graph=True`` (spec §2.4), and candidates are judged on the true map.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from typing import Any
 
 import torch
 
-from ..models.smooth import DEFAULT_TAU, smooth_relu
+from ..models.smooth import DEFAULT_TAU, check_double_backward, smooth_relu
 from ..models.wrapper import Classifier
 from . import INTERPRETERS
 from .base import Interpretation, Interpreter, minmax_normalise
@@ -70,11 +71,16 @@ class GradCamInterpreter(Interpreter):
             raise ValueError(f"variant must be one of {tuple(WEIGHTS)}, got {variant!r}")
         if isinstance(layer, bool) or not isinstance(layer, int):
             raise TypeError(f"layer must be an integer index into the feature maps, got {layer!r}")
-        model.linear  # noqa: B018 - raises a clear TypeError for models without feature access
+        if not model.supports_features:
+            model.feature_split()  # raises the FeatureAccessError naming what was searched
         self.name, self.variant, self.layer, self.tau = variant, variant, layer, tau
         self.last = layer == -1
-        # at the last layer the graph map is exact (g is constant); elsewhere it uses the surrogate
-        self.selection = "cheap" if self.last else "exact"
+        # at the last layer of a GAP + linear head g is constant and the graph map exact; elsewhere the surrogate
+        self.selection = "cheap" if self._exact() else "exact"
+        self._double_backward_checked = False
+
+    def _exact(self, size: tuple[int, int] | None = None) -> bool:
+        return self.last and self.model.has_linear_head(*(size or (None, None)))
 
     def _features(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         if self.last:
@@ -95,10 +101,14 @@ class GradCamInterpreter(Interpreter):
     def interpret(self, x: torch.Tensor, t: torch.Tensor, state: Any, graph: bool) -> Interpretation:
         graph = graph and x.requires_grad
         xi = x if graph else x.detach().requires_grad_(True)
-        surrogate = smooth_relu(self.tau) if graph and not self.last else contextlib.nullcontext()
+        smooth = graph and not self._exact(tuple(x.shape[-2:]))
+        surrogate = smooth_relu(self.tau) if smooth else contextlib.nullcontext()
         with torch.enable_grad(), surrogate:
             feats, logits = self._features(xi)
             (grads,) = torch.autograd.grad(logits.gather(1, t[:, None]).sum(), feats, create_graph=graph)
+        if smooth and not self._double_backward_checked:
+            check_double_backward(grads, f"{self.variant}'s map on {self.model.name} (an ADV² attack)")
+            self._double_backward_checked = True
         if not graph:
             feats, logits = feats.detach(), logits.detach()
         alpha = WEIGHTS[self.variant](feats, grads)  # (B, K)

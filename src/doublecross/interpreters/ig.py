@@ -95,6 +95,13 @@ class IntegratedGradientsInterpreter(Interpreter):
         self.steps, self.method, self.baseline, self.blur_sigma = steps, method, baseline, float(blur_sigma)
         self.signal, self.tau, self.chunk = check_signal(signal), tau, chunk
 
+    def _check(self) -> str:
+        """Who needs second derivatives, on the first graph pass only (then ``""``: no check)."""
+        if getattr(self, "_double_backward_checked", False):
+            return ""
+        self._double_backward_checked = True
+        return f"IG's map on {self.model.name} (an ADV² attack)"
+
     def native_size(self, height: int, width: int) -> tuple[int, int]:
         p = grad_pool_factor(height)
         return height // p, width // p
@@ -118,7 +125,9 @@ class IntegratedGradientsInterpreter(Interpreter):
             w = torch.tensor(weights[i : i + self.chunk], dtype=x.dtype, device=x.device).view(-1, 1, 1, 1, 1)
             m = a.shape[0]
             pts = (base[None] + a * diff[None]).reshape(m * b, *shape)  # node-major: (m·B, 3, H, W)
-            _, s = input_gradient(self.model, pts, t.repeat(m), self.signal, graph, self.tau)
+            _, s = input_gradient(
+                self.model, pts, t.repeat(m), self.signal, graph, self.tau, self._check() if graph else ""
+            )
             avg = avg + (w * s.view(m, b, *shape)).sum(0)
         logits = self.model.net(self.model.normalise(xb))
         if not graph:

@@ -41,13 +41,20 @@ class InputXGradInterpreter(Interpreter):
         super().__init__(model)
         self.signal, self.tau = check_signal(signal), tau
 
+    def _check(self) -> str:
+        """Who needs second derivatives, on the first graph pass only (then ``""``: no check)."""
+        if getattr(self, "_double_backward_checked", False):
+            return ""
+        self._double_backward_checked = True
+        return f"Input×Gradient's map on {self.model.name} (an ADV² attack)"
+
     def native_size(self, height: int, width: int) -> tuple[int, int]:
         p = grad_pool_factor(height)
         return height // p, width // p
 
     def interpret(self, x: torch.Tensor, t: torch.Tensor, state: Any, graph: bool) -> Interpretation:
         graph = graph and x.requires_grad
-        logits, s = input_gradient(self.model, x, t, self.signal, graph, self.tau)
+        logits, s = input_gradient(self.model, x, t, self.signal, graph, self.tau, self._check() if graph else "")
         return Interpretation(logits, saliency_map(x * s))
 
 

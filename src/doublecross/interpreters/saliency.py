@@ -17,7 +17,7 @@ import contextlib
 import torch
 import torch.nn.functional as F
 
-from ..models.smooth import smooth_relu
+from ..models.smooth import check_double_backward, smooth_relu
 from ..models.wrapper import Classifier
 from .base import minmax_normalise
 from .grad import grad_pool_factor
@@ -52,11 +52,13 @@ def class_score(logits: torch.Tensor, t: torch.Tensor, signal: str) -> torch.Ten
 
 
 def input_gradient(
-    model: Classifier, x: torch.Tensor, t: torch.Tensor, signal: str, graph: bool, tau: float
+    model: Classifier, x: torch.Tensor, t: torch.Tensor, signal: str, graph: bool, tau: float, check: str = ""
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Logits and ``∂score/∂x`` at ``x``; under the surrogate with ``create_graph`` when ``graph``.
 
-    ``x`` must require grad (or be a function of a tensor that does) when ``graph`` is true.
+    ``x`` must require grad (or be a function of a tensor that does) when ``graph`` is true. With
+    ``check`` (who needs the second derivative) and a graph, raise ``DoubleBackwardError`` naming
+    an op of the network that has no double backward.
 
     Shape:
         x: (N, 3, H, W), t: (N,) -> logits (N, C), gradient (N, 3, H, W).
@@ -66,6 +68,8 @@ def input_gradient(
     with torch.enable_grad(), surrogate:
         logits = net_logits(model, xi)
         (s,) = torch.autograd.grad(class_score(logits, t, signal), xi, create_graph=graph)
+    if graph and check:
+        check_double_backward(s, check)
     return (logits if graph else logits.detach()), s
 
 

@@ -79,6 +79,13 @@ class SmoothGradInterpreter(Interpreter):
         self.graph_samples = samples if graph_samples is None else graph_samples
         self.signal, self.tau = check_signal(signal), tau
 
+    def _check(self) -> str:
+        """Who needs second derivatives, on the first graph pass only (then ``""``: no check)."""
+        if getattr(self, "_double_backward_checked", False):
+            return ""
+        self._double_backward_checked = True
+        return f"SmoothGrad's map on {self.model.name} (an ADV² attack)"
+
     def native_size(self, height: int, width: int) -> tuple[int, int]:
         p = grad_pool_factor(height)
         return height // p, width // p
@@ -93,7 +100,9 @@ class SmoothGradInterpreter(Interpreter):
             eps = noise[i : i + self.chunk]  # (m, 3, H, W)
             m = eps.shape[0]
             xn = (x[None] + eps[:, None]).reshape(m * b, *x.shape[1:])  # sample-major: (m·B, 3, H, W)
-            _, s = input_gradient(self.model, xn, t.repeat(m), self.signal, graph, self.tau)
+            _, s = input_gradient(
+                self.model, xn, t.repeat(m), self.signal, graph, self.tau, self._check() if graph else ""
+            )
             total = total + s.abs().view(m, b, *x.shape[1:]).sum(0)
         logits = self.model.net(self.model.normalise(x))
         if not graph:
