@@ -457,7 +457,13 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=cmd_attack)
 
     s = sub.add_parser("reproduce", help="the paper's experiments (Q1, Q2, Q4, StAdv, transfer): tables, figures, HTML")
-    s.add_argument("experiment", choices=["q1", "q2", "q4", "stadv", "transfer", "all"])
+    s.add_argument(
+        "experiment",
+        choices=["q1", "q2", "q4", "stadv", "transfer", "all", "detect", "ensemble", "aid"],
+        help="all = q1 q2 q4 stadv transfer; the defences (detect: squeezing + LID, ensemble: ensemble "
+        "interpretation + adaptive ADV², aid: trains a hardened RTS, then evaluates) are not in all (costly): "
+        "name each, e.g. `reproduce detect --out DIR --resume` on an existing reproduction",
+    )
     s.add_argument("--model", help="model name(s), comma-separated (default scenes-resnet)")
     s.add_argument("--weights", help="weights file for the model")
     s.add_argument("--dataset", choices=DATASET_NAMES, metavar="NAME", help="%(choices)s (default scenes, test split)")

@@ -51,9 +51,9 @@ def run_squeeze(data: RunData, store: DefenceStore, n_heldout: int = 200, percen
         for s, x in sets.items():
             for n, v in squeeze.squeeze_scores(data.model, x, names).items():
                 arrays[f"{s}|{n}"] = v
-        store.put("squeeze", "scores", {"sets": {s: len(x) for s, x in sets.items()}}, time.time() - t0, arrays)
-    info = store.get("squeeze", "scores")
-    scores = {s: {n: store.array("squeeze", "scores", f"{s}|{n}") for n in names} for s in info["sets"]}
+        store.put("squeeze", key, {"sets": {s: len(x) for s, x in sets.items()}}, time.time() - t0, arrays)
+    info = store.get("squeeze", key)
+    scores = {s: {n: store.array("squeeze", key, f"{s}|{n}") for n in names} for s in info["sets"]}
     units = [u for u in info["sets"] if not u.startswith("benign-")]
     combos = squeeze.all_combinations(names)
     rows = []

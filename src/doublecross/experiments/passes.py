@@ -46,7 +46,14 @@ def transfer_store(out: str, model: str) -> str:
 
 
 def run_passes(cfg: Any, specs: list[Any], out: str, models: list[str], progress: bool | None = None) -> None:
-    """Run every pass the experiments name, once each, for every model (after all models' runs)."""
+    """Run every pass the experiments name, once each, for every model (after all models' runs).
+
+    A spec's ``options`` (the defence experiments') go to its passes as ``options=``.
+    """
+    from . import defence_passes  # noqa: F401  (registers squeeze, lid, ensemble, aid)
+
+    options = {p: s.options for s in specs for p in s.passes if s.options}
     for name in dict.fromkeys(p for s in specs for p in s.passes):
         for model in models:
-            PASSES.create(name, cfg=cfg, out=out, model=model, progress=progress)
+            extra = {"options": options[name]} if name in options else {}
+            PASSES.create(name, cfg=cfg, out=out, model=model, progress=progress, **extra)

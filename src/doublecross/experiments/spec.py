@@ -3,12 +3,18 @@
 An experiment names the attack *runs* it reads (``runs.yaml``: threats and target-map mode per
 run), the cheap *passes* over stored results (``transfer``), and the tables, figures and spec-§12
 claims it reports. ``all`` is the union of every experiment; each run is computed once.
+
+The defence experiments (``detect``, ``ensemble``, ``aid``: spec §9 "Detection" and "Countermeasures")
+read the shared ``linf-benign`` run; their ``options`` (held-out sizes, ensemble members, AID schedule)
+are given in their YAML. ``all`` leaves them out: the adaptive ensemble attack and AID training cost
+more than the paper's attack experiments together; name them explicitly.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib import resources
+from typing import Any
 
 import yaml
 
@@ -16,6 +22,8 @@ from ..config import ConfigError, from_dict
 from ..data.targets import TARGET_MAP_MODES
 
 EXPERIMENTS = ("q1", "q2", "q4", "stadv", "transfer")
+DEFENCE_EXPERIMENTS = ("detect", "ensemble", "aid")  # not part of ``all`` (see module doc)
+KNOWN = (*EXPERIMENTS, *DEFENCE_EXPERIMENTS)
 
 
 @dataclass(frozen=True)
@@ -44,12 +52,13 @@ class ExperimentSpec:
     figures: tuple[str, ...] = ()
     claims: tuple[int, ...] = ()
     passes: tuple[str, ...] = ()
+    options: dict[str, Any] = field(default_factory=dict)  # keyword options of the passes (defences)
 
 
 def _read(name: str) -> dict:
     path = resources.files("doublecross") / "experiments" / "specs" / f"{name}.yaml"
     if not path.is_file():
-        raise ConfigError(f"unknown experiment {name!r}; choose one of: {', '.join(EXPERIMENTS)}, all")
+        raise ConfigError(f"unknown experiment {name!r}; choose one of: {', '.join(KNOWN)}, all")
     data = yaml.safe_load(path.read_text())
     if not isinstance(data, dict):
         raise ConfigError(f"experiment spec {name}: expected a mapping")
@@ -66,8 +75,8 @@ def load_runs() -> dict[str, RunSpec]:
 
 def load_experiment(name: str) -> ExperimentSpec:
     """Load and validate the experiment spec ``name`` (its runs must exist in ``runs.yaml``)."""
-    if name not in EXPERIMENTS:
-        raise ConfigError(f"unknown experiment {name!r}; choose one of: {', '.join(EXPERIMENTS)}, all")
+    if name not in KNOWN:
+        raise ConfigError(f"unknown experiment {name!r}; choose one of: {', '.join(KNOWN)}, all")
     data = _read(name)
     if data.pop("kind", None) != "experiment":
         raise ConfigError(f"experiment spec {name}: expected kind: experiment")

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..experiments.claims import CLAIMS, Claim
+from . import reproduce_defences  # noqa: F401  (registers the defence tables)
 from .paper_tables import Table
 from .reproduce_context import Context
 from .reproduce_figures import FIGURES
