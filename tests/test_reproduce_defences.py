@@ -78,7 +78,6 @@ def test_reproduce_detect_writes_tables_and_resumes_without_recomputing(tmp_path
     assert "Detection: LID [scenes-resnet]" in open(os.path.join(out, "tables", "all.md")).read()
 
 
-@pytest.mark.slow
 def test_reproduce_ensemble_and_aid_on_a_tiny_run(tmp_path, monkeypatch):
     preset = tmp_path / "tiny.yaml"
     preset.write_text(yaml.safe_dump(TINY))

@@ -456,7 +456,9 @@ def build_parser() -> argparse.ArgumentParser:
     add_model_options(s)
     s.set_defaults(func=cmd_attack)
 
-    s = sub.add_parser("reproduce", help="the paper's experiments (Q1, Q2, Q4, StAdv, transfer): tables, figures, HTML")
+    s = sub.add_parser(
+        "reproduce", help="the paper's experiments (Q1, Q2, Q4, StAdv, transfer; defences): tables, figures, HTML"
+    )
     s.add_argument(
         "experiment",
         choices=["q1", "q2", "q4", "stadv", "transfer", "all", "detect", "ensemble", "aid"],
