@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from .attacks import ATTACKS, AttackConfig
-from .attacks.presets import AttackPreset, attack_preset_names, load_attack_preset
+from .attacks.presets import AttackPreset, load_attack_preset
 from .config import ConfigError, to_dict
 from .data.targets import shape_maps
 from .interpreters import Interpreter, create_interpreter
@@ -31,8 +31,6 @@ from .threats import THREATS
 
 log = logging.getLogger(__name__)
 
-#: The preset used for a model that has no calibrated preset of its own: the paper's Table 10 settings.
-FALLBACK_PRESET = "table10-resnet50"
 
 
 @dataclass
@@ -112,12 +110,19 @@ def as_classifier(model: Classifier | nn.Module | str, class_names: list[str] | 
     raise TypeError(f"model must be a Classifier, an nn.Module or a model name, got {type(model).__name__}")
 
 
-def resolve_preset(preset: AttackPreset | str | None, model: Classifier) -> AttackPreset:
-    """The preset object: given, loaded by name / YAML path, or the model's own (else the paper's)."""
+def resolve_preset(preset: AttackPreset | str | None, model: Classifier, input_side: int | None = None) -> AttackPreset:
+    """The preset object: given, loaded by name / YAML path, or the one the CLI would choose.
+
+    Without a preset: the model's own (``scenes-resnet``, …), else ``table10-<model>``, else the generic
+    preset for the input size (``generic-small`` up to 96 px, ``generic`` above), as
+    :func:`doublecross.attacks.generic.default_preset` picks for ``doublecross attack``.
+    """
     if isinstance(preset, AttackPreset):
         return preset
     if preset is None:
-        preset = model.name if model.name in attack_preset_names() else FALLBACK_PRESET
+        from .attacks.generic import default_preset
+
+        preset = default_preset(model.name, input_side)
         log.info("attack: using preset %s", preset)
     if not isinstance(preset, str):
         raise TypeError(f"preset must be a name, a YAML path or an AttackPreset, got {type(preset).__name__}")
@@ -210,7 +215,7 @@ def attack(
     if isinstance(x, torch.Tensor) and x.dim() == 3:
         x = x[None]
     x = check_images(x).to(dev)
-    p = resolve_preset(preset, clf)
+    p = resolve_preset(preset, clf, input_side=int(x.shape[-1]))
     settings = p.for_threat(THREATS.check(threat))
     if isinstance(interpreter, str):
         iname = interpreter
