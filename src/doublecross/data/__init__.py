@@ -46,7 +46,7 @@ def folder(
     class_names: list[str] | None = None,
     labels: str | None = None,
 ) -> Dataset:
-    """A folder of your images (--images DIR): shorter side S*256/224 -> centre-crop S (the model input size); sub-folders = class names."""
+    """A folder of your images (--images DIR): shorter side S*256/224, centre-crop S; sub-folders = classes."""
     if root is None:
         raise ValueError("the folder dataset needs a root folder (--images DIR)")
     return ImageFolderDataset(root, size=image_size, class_names=class_names, labels=labels)
