@@ -334,3 +334,33 @@ def test_cli_errors_are_one_line_and_a_failed_start_leaves_no_directory(tmp_path
         assert "cannot create run directory" in _cli_error(base + ["--out", out], capsys)
     assert not os.path.exists(out)
     assert main(base + ["--out", out]) == 0  # and the same --out then works without --resume
+
+
+def test_a_user_models_source_file_is_part_of_the_provenance(tmp_path):
+    """Editing the .py file of --model file.py:factory between a kill and --resume is named, not mixed in."""
+    src = tmp_path / "net.py"
+    src.write_text("def make(num_classes=10):\n    raise NotImplementedError\n")
+    cfg = JobConfig(model=f"{src}:make", interpreters=("cam",))
+    before = resolve_provenance(cfg)
+    assert before["model_code"]["path"] == str(src)
+    assert provenance_changes(before, resolve_provenance(cfg)) == []
+    src.write_text("def make(num_classes=10):\n    return None\n")
+    changes = provenance_changes(before, resolve_provenance(cfg))
+    assert len(changes) == 1 and "model source file" in changes[0] and "net.py" in changes[0]
+    old_run = {k: v for k, v in before.items() if k != "model_code"}  # written before the file was recorded
+    assert provenance_changes(old_run, resolve_provenance(cfg)) == []
+
+
+def test_reproduce_directory_is_locked_and_threads_restored(tmp_path):
+    from doublecross.experiments.reproduce import ReproduceConfig, reproduce
+
+    out = tmp_path / "rep"
+    out.mkdir()
+    before = torch.get_num_threads()
+    holder = RunLock(str(out)).acquire()
+    try:
+        with pytest.raises(RunLockedError):
+            reproduce(ReproduceConfig.from_dict({"experiments": ("q1",)}), str(out), threads=1)
+    finally:
+        holder.release()
+    assert torch.get_num_threads() == before

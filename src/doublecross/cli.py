@@ -331,7 +331,12 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
         cfg = ReproduceConfig.from_dict({k: v for k, v in overrides.items() if v is not None})
     out = args.out or os.path.join("runs", time.strftime("reproduce-%Y%m%d-%H%M%S"))
     manifest = reproduce(
-        cfg, out, resume=args.resume, progress=False if args.quiet else None, compute=not args.report_only
+        cfg,
+        out,
+        resume=args.resume,
+        progress=False if args.quiet else None,
+        compute=not args.report_only,
+        threads=args.threads or "auto",
     )
     with open(os.path.join(out, "tables", "all.md")) as fh:
         print(fh.read())
@@ -476,6 +481,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--batch-size", type=int)
     s.add_argument("--seed", type=int)
     s.add_argument("--device", help="cpu (default) or cuda")
+    s.add_argument(
+        "--threads", type=_positive_int, help="torch threads (default: $OMP_NUM_THREADS, else min(cores, 2))"
+    )
     s.add_argument("--out", help="output directory (default runs/reproduce-<time>)")
     s.add_argument("--resume", action="store_true", help="continue an interrupted reproduction in --out")
     s.add_argument(

@@ -58,6 +58,24 @@ def _weights_path(cfg: JobConfig) -> str | None:
     return path if os.path.isfile(path) else None
 
 
+def _model_code_path(model: str) -> str | None:
+    """The source file of a user model spec (``file.py:factory`` or ``package.module:factory``), if any."""
+    from ..models.user import is_model_spec
+
+    if not is_model_spec(model):
+        return None
+    module = model.rpartition(":")[0]
+    if module.endswith(".py"):
+        return module
+    import importlib.util
+
+    try:
+        found = importlib.util.find_spec(module)
+    except (ImportError, ValueError):
+        return None
+    return found.origin if found is not None and found.origin and os.path.isfile(found.origin) else None
+
+
 def _file_entry(path: str | None) -> dict[str, Any] | None:
     if path is None or not os.path.isfile(path):
         return None
@@ -73,6 +91,7 @@ def resolve_provenance(cfg: JobConfig, rts_weights: str | None = None) -> dict[s
             "contents": load_preset_dict(cfg.preset),
         },
         "weights": _file_entry(_weights_path(cfg)),
+        "model_code": _file_entry(_model_code_path(cfg.model)),
         "rts_weights": _file_entry(rts_weights or embedded_checkpoint(f"rts-{cfg.model}"))
         if "rts" in cfg.interpreters
         else None,
@@ -116,7 +135,15 @@ def provenance_changes(saved: dict[str, Any], current: dict[str, Any]) -> list[s
         diff = _dict_diff(sp.get("contents"), cp.get("contents"))
         detail = ": " + _short(diff, 4) if diff else " (same values, different text)"
         changes.append(f"the preset {cp.get('name')} changed since the run started{detail}")
-    for key, what in (("weights", "weights file"), ("rts_weights", "RTS weights file"), ("labels", "label map")):
+    files = (
+        ("weights", "weights file"),
+        ("model_code", "model source file"),
+        ("rts_weights", "RTS weights file"),
+        ("labels", "label map"),
+    )
+    for key, what in files:
+        if key == "model_code" and key not in saved:  # a run written before the source file was recorded
+            continue
         s, c = saved.get(key), current.get(key)
         if (s or {}).get("sha256") != (c or {}).get("sha256"):
             path = (c or s or {}).get("path", "?")

@@ -27,6 +27,9 @@ from ..attacks.presets import attack_preset_names, load_attack_preset
 from ..config import ConfigError, from_dict, to_dict
 from ..report import build_report
 from .job import JobConfig
+from .lock import LOCK_NAME, RunLock
+from .provenance import FILE_NAME as PROVENANCE
+from .provenance import provenance_changes, resolve_provenance
 from .results import run_progress
 from .runner import run_job
 from .spec import EXPERIMENTS, ExperimentSpec, RunSpec, load_runs, resolve
@@ -85,7 +88,7 @@ class ReproduceConfig:
 def _prepare(out: str, cfg: ReproduceConfig, resume: bool) -> None:
     """Create ``out`` or, on resume, check that everything but the experiment list matches."""
     path = os.path.join(out, "reproduce.yaml")
-    if os.path.isdir(out) and os.listdir(out):
+    if os.path.isdir(out) and [e for e in os.listdir(out) if e != LOCK_NAME]:
         if not resume:
             raise FileExistsError(f"{out} exists; pass --resume to continue it or choose another --out")
         if not os.path.isfile(path):
@@ -108,11 +111,25 @@ def _prepare(out: str, cfg: ReproduceConfig, resume: bool) -> None:
 def _copy_baseline(src_dir: str, dst_dir: str, src_cfg: JobConfig, dst_cfg: JobConfig) -> int:
     """Copy finished baseline units (PGD / StAdv) of ``src_dir`` into ``dst_dir``'s store; return how many.
 
-    Only when both runs share everything but the target-map mode (same attack set, seed, targets).
+    Only when both runs share everything but the target-map mode (same attack set, seed, targets) and
+    the source run's ``provenance.json`` matches the current inputs (preset, weights, model source,
+    images): a source made from other inputs is not mixed in, its baselines are recomputed.
     """
     if not os.path.isfile(os.path.join(src_dir, "results.sqlite")):
         return 0
     if replace(src_cfg, target_map=dst_cfg.target_map) != dst_cfg:
+        return 0
+    saved = os.path.join(src_dir, PROVENANCE)
+    if not os.path.isfile(saved):
+        log.warning("%s has no %s: its baseline units are not reused", src_dir, PROVENANCE)
+        return 0
+    with open(saved) as fh:
+        saved_prov = json.load(fh)
+    preset = load_attack_preset(dst_cfg.preset, dst_cfg.overrides, dst_cfg.steps_scale)
+    rts_weights = dst_cfg.rts_weights or preset.interpreter_options.get("rts", {}).get("weights")
+    changes = provenance_changes(saved_prov, resolve_provenance(dst_cfg, rts_weights))
+    if changes:  # the source run was made from other inputs: recompute rather than mix
+        log.warning("baseline units of %s not reused: %s", src_dir, "; ".join(changes))
         return 0
     baselines = {load_attack_preset(dst_cfg.preset).for_threat(t).create_threat().baseline for t in dst_cfg.threats}
     src = ResultStore(os.path.join(src_dir, "results.sqlite"))
@@ -159,16 +176,48 @@ def needed_runs(specs: list[ExperimentSpec]) -> list[RunSpec]:
 
 
 def reproduce(
-    cfg: ReproduceConfig, out: str, resume: bool = False, progress: bool | None = None, compute: bool = True
+    cfg: ReproduceConfig,
+    out: str,
+    resume: bool = False,
+    progress: bool | None = None,
+    compute: bool = True,
+    threads: int | str | None = None,
 ) -> dict[str, Any]:
     """Run (or resume) the experiments of ``cfg`` into ``out``; write tables, figures and report.html.
 
     With ``compute=False`` nothing is attacked: the outputs are regenerated from what ``out`` stores
     (an unfinished run shows as incomplete, its missing numbers as dashes and its claims as UNCLEAR).
+    While it computes, ``out`` is locked (``.lock``, as a run directory): a second ``reproduce`` on the
+    same directory stops instead of rewriting ``reproduce.yaml`` and the shared stores beside it.
+
+    Args:
+        threads: torch threads for every run and pass: ``None`` keeps the caller's setting, a count or
+            ``"auto"`` (the CLI's default) as :func:`doublecross.experiments.threads.choose_threads`.
 
     Returns:
         The manifest: wall time, per-run manifests, the files written and every claim's verdict.
     """
+    import torch
+
+    from .threads import choose_threads
+
+    before = torch.get_num_threads()
+    if threads is not None:
+        torch.set_num_threads(choose_threads(None if threads == "auto" else int(threads))[0])
+    lock = None
+    try:
+        if compute:
+            os.makedirs(out, exist_ok=True)
+            lock = RunLock(out).acquire()
+        return _reproduce(cfg, out, resume, progress, compute)
+    finally:
+        if lock is not None:
+            lock.release()
+        torch.set_num_threads(before)
+
+
+def _reproduce(cfg: ReproduceConfig, out: str, resume: bool, progress: bool | None, compute: bool) -> dict[str, Any]:
+    """:func:`reproduce`'s body, with the directory locked and the threads set."""
     from ..report.reproduce_report import write_outputs
     from .passes import run_passes
 

@@ -227,22 +227,23 @@ def _run_locked(
     if cfg.target_map == "class-exemplar":  # exemplars from outside the attack set (spec §9, Q4)
         pool = exemplar_pool(job_dataset(cfg, model, dataset), model, exclude=set(indices))
     store = ResultStore(os.path.join(out, "results.sqlite"))
-    done_threads = [i["threads"] for i in store.unit_infos().values() if "threads" in i]
-    check_threads(done_threads, torch.get_num_threads(), out)
-    per_image = {}  # bytes one image's graph needs, per interpreter (None: the baseline), for max_memory
-    if max_memory is not None:
-        x1, t1 = x_all[:1].to(device), t_all[:1].to(device)
-        per_image = {n: image_bytes(model, interps.get(n), x1, t1) for n in [None, *interps]}
-    n_batches = -(-len(x_all) // cfg.batch_size)
-    units = [
-        (b, tname, unit)
-        for b in range(n_batches)
-        for tname in cfg.threats
-        for unit in [preset.for_threat(tname).create_threat().baseline]
-        + [f"{preset.for_threat(tname).create_threat().adv2_name}-{n}" for n in interps]
-    ]
-    bars = JobProgress(len(units), sum(store.done(b, u) for b, _, u in units), show)
+    bars = None
     try:
+        done_threads = [i["threads"] for i in store.unit_infos().values() if "threads" in i]
+        check_threads(done_threads, torch.get_num_threads(), out)
+        per_image = {}  # bytes one image's graph needs, per interpreter (None: the baseline), for max_memory
+        if max_memory is not None:
+            x1, t1 = x_all[:1].to(device), t_all[:1].to(device)
+            per_image = {n: image_bytes(model, interps.get(n), x1, t1) for n in [None, *interps]}
+        n_batches = -(-len(x_all) // cfg.batch_size)
+        units = [
+            (b, tname, unit)
+            for b in range(n_batches)
+            for tname in cfg.threats
+            for unit in [preset.for_threat(tname).create_threat().baseline]
+            + [f"{preset.for_threat(tname).create_threat().adv2_name}-{n}" for n in interps]
+        ]
+        bars = JobProgress(len(units), sum(store.done(b, u) for b, _, u in units), show)
         for b in range(n_batches):
             sl = slice(b * cfg.batch_size, (b + 1) * cfg.batch_size)
             x, y, t = x_all[sl].to(device), y_all[sl].to(device), t_all[sl].to(device)
@@ -282,7 +283,8 @@ def _run_locked(
                                 plan_chunk(len(x), max_memory, per_image.get(name, 1), device),
                             )
     finally:
-        bars.close()
+        if bars is not None:
+            bars.close()
         seconds = store.unit_seconds()
         threads = sorted({i["threads"] for i in store.unit_infos().values() if "threads" in i})
         store.close()

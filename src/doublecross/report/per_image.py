@@ -26,7 +26,15 @@ def per_image_tables(samples: list[dict[str, Any]]) -> dict[str, list[dict[str, 
         if not s["interpreter"]:
             continue
         row = by_unit[s["unit"]].setdefault(
-            s["idx"], {"idx": s["idx"], "label": s["label"], "target": s["target"], "methods": {}}
+            s["idx"],
+            # shape targets pair each target with a source image: show that image's index, not the pair's
+            {
+                "idx": s["idx"],
+                "image": s.get("image", s["idx"]),
+                "label": s["label"],
+                "target": s["target"],
+                "methods": {},
+            },
         )
         row["methods"][s["method"]] = s
     return {u: [rows[i] for i in sorted(rows)] for u, rows in sorted(by_unit.items())}
@@ -48,7 +56,7 @@ def per_image_html(samples: list[dict[str, Any]], names: list[str]) -> str:
             f"<th rowspan='2'>target</th>{head}</tr><tr>{sub}</tr>"
         )
         for r in rows:
-            cells = [str(r["idx"]), class_name(names, r["label"]), class_name(names, r["target"])]
+            cells = [str(r["image"]), class_name(names, r["label"]), class_name(names, r["target"])]
             tds = "".join(f"<td>{html.escape(c)}</td>" for c in cells)
             for m in methods:
                 s = r["methods"].get(m)
