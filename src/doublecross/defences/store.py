@@ -7,13 +7,12 @@ written in one transaction, so a killed command redoes only the step it was in.
 from __future__ import annotations
 
 import json
-import sqlite3
 import time
 from typing import Any
 
 import torch
 
-from ..experiments.store import _decode, _encode
+from ..sqlite_store import SQLiteStore, decode_array, encode_array
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS steps (experiment TEXT, key TEXT, data TEXT, seconds REAL, finished REAL,
@@ -23,23 +22,10 @@ CREATE TABLE IF NOT EXISTS step_arrays (experiment TEXT, key TEXT, name TEXT, da
 """
 
 
-class DefenceStore:
+class DefenceStore(SQLiteStore):
     """SQLite-backed store of finished defence steps (see module doc)."""
 
-    def __init__(self, path: str) -> None:
-        self.path = path
-        self.db = sqlite3.connect(path)
-        self.db.executescript(SCHEMA)
-        self.db.commit()
-
-    def close(self) -> None:
-        self.db.close()
-
-    def __enter__(self) -> DefenceStore:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+    SCHEMA = SCHEMA
 
     def done(self, experiment: str, key: str) -> bool:
         q = "SELECT 1 FROM steps WHERE experiment=? AND key=?"
@@ -61,7 +47,7 @@ class DefenceStore:
             )
             for name, t in (arrays or {}).items():
                 self.db.execute(
-                    "INSERT OR REPLACE INTO step_arrays VALUES (?, ?, ?, ?)", (experiment, key, name, _encode(t))
+                    "INSERT OR REPLACE INTO step_arrays VALUES (?, ?, ?, ?)", (experiment, key, name, encode_array(t))
                 )
 
     def get(self, experiment: str, key: str) -> dict[str, Any]:
@@ -75,7 +61,7 @@ class DefenceStore:
         row = self.db.execute(q, (experiment, key, name)).fetchone()
         if row is None:
             raise KeyError(f"no stored array {experiment}/{key}/{name}")
-        return _decode(row[0])
+        return decode_array(row[0])
 
     def keys(self, experiment: str) -> list[str]:
         return [r[0] for r in self.db.execute("SELECT key FROM steps WHERE experiment=? ORDER BY key", (experiment,))]

@@ -7,14 +7,13 @@ loses one. Reports are derived from the store and can be regenerated at any time
 
 from __future__ import annotations
 
-import io
-import sqlite3
 import time
 from collections.abc import Iterator
 from typing import Any
 
-import numpy as np
 import torch
+
+from ..sqlite_store import SQLiteStore, decode_array, encode_array
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS units (batch INTEGER, unit TEXT, seconds REAL, finished REAL, PRIMARY KEY (batch, unit));
@@ -25,27 +24,10 @@ CREATE TABLE IF NOT EXISTS unit_info (batch INTEGER, unit TEXT, info TEXT, PRIMA
 """
 
 
-def _encode(t: torch.Tensor) -> bytes:
-    buf = io.BytesIO()
-    np.save(buf, t.detach().cpu().numpy(), allow_pickle=False)
-    return buf.getvalue()
-
-
-def _decode(b: bytes) -> torch.Tensor:
-    return torch.from_numpy(np.load(io.BytesIO(b), allow_pickle=False))
-
-
-class ResultStore:
+class ResultStore(SQLiteStore):
     """SQLite-backed store of finished units (see module doc)."""
 
-    def __init__(self, path: str) -> None:
-        self.path = path
-        self.db = sqlite3.connect(path)
-        self.db.executescript(SCHEMA)
-        self.db.commit()
-
-    def close(self) -> None:
-        self.db.close()
+    SCHEMA = SCHEMA
 
     def done(self, batch: int, unit: str) -> bool:
         return self.db.execute("SELECT 1 FROM units WHERE batch=? AND unit=?", (batch, unit)).fetchone() is not None
@@ -69,7 +51,9 @@ class ResultStore:
                     (batch, r["idx"], unit, r["interpreter"], r["method"], json.dumps(r["metrics"])),
                 )
             for name, t in arrays.items():
-                self.db.execute("INSERT OR REPLACE INTO arrays VALUES (?, ?, ?, ?)", (batch, unit, name, _encode(t)))
+                self.db.execute(
+                    "INSERT OR REPLACE INTO arrays VALUES (?, ?, ?, ?)", (batch, unit, name, encode_array(t))
+                )
             if info is not None:
                 self.db.execute("INSERT OR REPLACE INTO unit_info VALUES (?, ?, ?)", (batch, unit, json.dumps(info)))
             self.db.execute("INSERT INTO units VALUES (?, ?, ?, ?)", (batch, unit, seconds, time.time()))
@@ -80,7 +64,7 @@ class ResultStore:
         ).fetchone()
         if row is None:
             raise KeyError(f"no array {name!r} for batch {batch} unit {unit!r}")
-        return _decode(row[0])
+        return decode_array(row[0])
 
     def has_array(self, batch: int, unit: str, name: str) -> bool:
         return (

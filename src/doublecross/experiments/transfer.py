@@ -31,6 +31,30 @@ def _rows(src: ResultStore, batch: int, unit: str, method: str) -> list[dict[str
     )
 
 
+def _metric_rows(
+    base_rows: list[dict[str, Any]],
+    interpreter: str,
+    method: str,
+    mets: dict[str, torch.Tensor],
+    extra: dict[str, list[Any]],
+) -> list[dict[str, Any]]:
+    """One store row per input i of ``base_rows``: its success, then the i-th entry of each ``extra`` list and of
+    each metric in ``mets``."""
+    return [
+        {
+            "idx": r["idx"],
+            "interpreter": interpreter,
+            "method": method,
+            "metrics": {
+                "success": bool(r["success"]),
+                **{k: vals[i] for k, vals in extra.items()},
+                **{k: float(v[i]) for k, v in mets.items()},
+            },
+        }
+        for i, r in enumerate(base_rows)
+    ]
+
+
 def transfer_pass(run: str, dest: str, job: Any, progress: bool | None = None) -> None:
     """Compute the cross maps of ``run`` (a run directory) into the store ``dest``.
 
@@ -70,19 +94,7 @@ def transfer_pass(run: str, dest: str, job: Any, progress: bool | None = None) -
                     else:
                         amap = interp.explain(x_adv.to(job.device), t.to(job.device)).map.cpu()
                     mets = map_metrics(amap.float(), benign.float())
-                    for i, r in enumerate(base_rows):
-                        rows.append(
-                            {
-                                "idx": r["idx"],
-                                "interpreter": bname,
-                                "method": a,
-                                "metrics": {
-                                    "success": bool(r["success"]),
-                                    "target": int(t[i]),
-                                    **{k: float(v[i]) for k, v in mets.items()},
-                                },
-                            }
-                        )
+                    rows += _metric_rows(base_rows, bname, a, mets, {"target": [int(v) for v in t]})
                 dst.write_unit(b, unit, time.time() - t0, rows, {})
     finally:
         src.close()
@@ -144,19 +156,7 @@ def cross_model_pass(run: str, dest: str, src_job: Any, dst_job: Any) -> None:
                     if bname not in benign:
                         benign[bname] = interp.explain(x0, y).map
                     mets = map_metrics(interp.explain(x_adv, t).map, benign[bname])
-                    for i, r in enumerate(rows_a):
-                        rows.append(
-                            {
-                                "idx": r["idx"],
-                                "interpreter": bname,
-                                "method": a,
-                                "metrics": {
-                                    "success": bool(r["success"]),
-                                    "fooled": float(fooled[i]),
-                                    **{k: float(v[i]) for k, v in mets.items()},
-                                },
-                            }
-                        )
+                    rows += _metric_rows(rows_a, bname, a, mets, {"fooled": [float(v) for v in fooled]})
                 dst.write_unit(b, unit, time.time() - t0, rows, {})
     finally:
         src.close()

@@ -110,18 +110,7 @@ class SmoothGradInterpreter(Interpreter):
         return Interpretation(logits, saliency_map(total / n))
 
 
-@INTERPRETERS.register("smoothgrad")
-def create_smoothgrad(
-    model: Classifier,
-    samples: int = 16,
-    sigma: float = 0.15,
-    seed: int = 0,
-    signal: str = "ce",
-    tau: float = DEFAULT_TAU,
-    chunk: int = 16,
-    graph_samples: int | None = None,
-) -> SmoothGradInterpreter:
-    """SmoothGrad: |∂CE/∂x| averaged over n seeded noisy copies, max over channels, pooled as GRAD."""
-    return SmoothGradInterpreter(
-        model, samples=samples, sigma=sigma, seed=seed, signal=signal, tau=tau, chunk=chunk, graph_samples=graph_samples
-    )
+# The class is the factory: one signature (the options ``--set`` / presets validate against), no copy of it.
+create_smoothgrad = INTERPRETERS.register(
+    "smoothgrad", summary="SmoothGrad: |∂CE/∂x| averaged over n seeded noisy copies, max over channels, pooled as GRAD."
+)(SmoothGradInterpreter)

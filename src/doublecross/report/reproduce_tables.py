@@ -189,6 +189,28 @@ def table_q4(ctx: Context, exp: Any) -> list[Table]:
     ]
 
 
+def _matrix_rows(
+    mat: dict[tuple[str, str], dict[str, Any]],
+    attackers: list[str],
+    evaluators: list[str],
+    last: Callable[[dict[str, Any]], str],
+) -> tuple[list[list[str]], list[tuple[str, str, dict[str, Any]]]]:
+    """Rows of a transfer matrix (attacker A × evaluator B): "L1 / IoU" cells, then ``last(r)`` of A's last found
+    cell; also every found (A, B, cell) in row order, for the table's numbers."""
+    rows, found = [], []
+    for a in attackers:
+        cells = [method_label(a) if a == "pgd" else f"ADV²-{_iname(a)}"]
+        tail = ""
+        for b in evaluators:
+            r = mat.get((a, b))
+            cells.append(f"{r['l1']:.3f} / {r['iou']:.3f}" if r and r["successes"] else "–")
+            if r:
+                tail = last(r)
+                found.append((a, b, r))
+        rows.append(cells + [tail])
+    return rows, found
+
+
 @_register(TABLES, "transfer")
 def table_transfer(ctx: Context, exp: Any) -> list[Table]:
     out = []
@@ -196,29 +218,21 @@ def table_transfer(ctx: Context, exp: Any) -> list[Table]:
     for m in ctx.models:
         mat = ctx.transfer(m)
         header = ["attacked A \\ evaluated B"] + [_iname(b) for b in ctx.interpreters] + ["n (successes)"]
-        rows, nums = [], []
-        for a in attackers:
-            cells = [method_label(a) if a == "pgd" else f"ADV²-{_iname(a)}"]
-            n = ""
-            for b in ctx.interpreters:
-                r = mat.get((a, b))
-                cells.append(f"{r['l1']:.3f} / {r['iou']:.3f}" if r and r["successes"] else "–")
-                if r:
-                    n = f"{r['successes']}/{r['n']}"
-                    nums.append(
-                        {
-                            "model": m,
-                            "attacked": a,
-                            "evaluated": b,
-                            "n": r["n"],
-                            "successes": r["successes"],
-                            "l1": r["l1"],
-                            "l1_std": r["l1_std"],
-                            "iou": r["iou"],
-                            "iou_std": r["iou_std"],
-                        }
-                    )
-            rows.append(cells + [n])
+        rows, found = _matrix_rows(mat, attackers, ctx.interpreters, lambda r: f"{r['successes']}/{r['n']}")
+        nums = [
+            {
+                "model": m,
+                "attacked": a,
+                "evaluated": b,
+                "n": r["n"],
+                "successes": r["successes"],
+                "l1": r["l1"],
+                "l1_std": r["l1_std"],
+                "iou": r["iou"],
+                "iou_std": r["iou_std"],
+            }
+            for a, b, r in found
+        ]
         notes = [
             "Cells: mean L1 / mean IoU (k = 10 … 90 %) between B's map of A's x* (for t) and B's benign map, over "
             "A's successful inputs; the diagonal is the attacked interpreter itself."
@@ -242,28 +256,22 @@ def table_transfer_models(ctx: Context, exp: Any) -> list[Table]:
             mat = transfer_matrix(cross_store(ctx.out, m1, m2))
             header = ["crafted on " + m1 + " \\ explained by " + m2] + [_iname(b) for b in ctx.interpreters]
             header += [f"{m2} predicts t"]
-            rows, nums = [], []
-            for a in attackers:
-                cells = [method_label(a) if a == "pgd" else f"ADV²-{_iname(a)}"]
-                fooled = ""
-                for b in ctx.interpreters:
-                    r = mat.get((a, b))
-                    cells.append(f"{r['l1']:.3f} / {r['iou']:.3f}" if r and r["successes"] else "–")
-                    if r:
-                        fooled = f"{100 * r.get('fooled', float('nan')):.0f} %"
-                        nums.append(
-                            {
-                                "from": m1,
-                                "to": m2,
-                                "attacked": a,
-                                "evaluated": b,
-                                "successes": r["successes"],
-                                "l1": r["l1"],
-                                "iou": r["iou"],
-                                "fooled": r.get("fooled", float("nan")),
-                            }
-                        )
-                rows.append(cells + [fooled])
+            rows, found = _matrix_rows(
+                mat, attackers, ctx.interpreters, lambda r: f"{100 * r.get('fooled', float('nan')):.0f} %"
+            )
+            nums = [
+                {
+                    "from": m1,
+                    "to": m2,
+                    "attacked": a,
+                    "evaluated": b,
+                    "successes": r["successes"],
+                    "l1": r["l1"],
+                    "iou": r["iou"],
+                    "fooled": r.get("fooled", float("nan")),
+                }
+                for a, b, r in found
+            ]
             notes = [
                 f"Cells: mean L1 / IoU between {m2}'s map of x* (crafted on {m1}) for t and {m2}'s map of x° for "
                 f"y, over the inputs that succeeded on {m1}; last column: how many of them {m2} also classifies "
