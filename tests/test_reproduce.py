@@ -309,3 +309,27 @@ def test_reproduce_all_on_scenes_resnet_shows_the_claims(tmp_path):
     names = ("grad", "cam", "mask", "rts")
     for b in names:  # the diagonal is below every off-diagonal cell of its column
         assert all(cells[(b, b)] < cells[(a, b)] for a in names if a != b)
+
+
+def test_baselines_are_shared_only_from_a_run_made_of_the_same_inputs(tmp_path, tiny_preset, caplog):
+    """_copy_baseline reads the source run's provenance: other inputs (here the preset's text) -> no copy."""
+    from doublecross.experiments.job import JobConfig
+    from doublecross.experiments.provenance import resolve_provenance
+    from doublecross.experiments.reproduce import _copy_baseline
+    from doublecross.experiments.store import ResultStore
+
+    src, dst = tmp_path / "src", tmp_path / "dst"
+    src.mkdir()
+    dst.mkdir()
+    cfg = JobConfig(preset=tiny_preset, interpreters=("cam",))
+    with ResultStore(str(src / "results.sqlite")) as store:
+        store.write_unit(0, "pgd", 0.0, [{"idx": 0, "interpreter": "", "method": "pgd", "metrics": {}}], {})
+    (src / "provenance.json").write_text(json.dumps(resolve_provenance(cfg)))
+    assert _copy_baseline(str(src), str(dst), cfg, cfg) == 1  # same inputs: the PGD unit is reused
+    with open(tiny_preset, "a") as fh:
+        fh.write("# edited after the source run\n")
+    other = tmp_path / "dst2"
+    other.mkdir()
+    with caplog.at_level("WARNING"):
+        assert _copy_baseline(str(src), str(other), cfg, cfg) == 0
+    assert any("not reused" in r.getMessage() and "preset" in r.getMessage() for r in caplog.records)
