@@ -41,16 +41,16 @@ def stadv_rows(tmp_path_factory):
 
 _STADV_MISS = pytest.mark.xfail(
     strict=True,
-    reason="known shortfall (README, presets/scenes-resnet.yaml): L1 ratio 0.78 for RTS on the first-16 draw -- the "
-    "target-class RTS mask stays empty on some images under any flow (on the first-16 draw: 3 of 16, even "
-    "optimising the map alone with tau = 0)",
+    reason="known shortfall (README, presets/scenes-resnet.yaml): on this draw ADV²-StAdv-RTS succeeds on 13/16 "
+    "(L1 0.033 vs StAdv's 0.061, ratio 0.54); on the first-16 draw 15/16 but ratio 0.78 -- the target-class RTS "
+    "mask stays empty on 3 of 16 images under any flow, even optimising the map alone with tau = 0",
 )
 
 
 _STADV_MASK_MISS = pytest.mark.xfail(
     strict=True,
     reason="shortfall on the class-balanced draw (README, presets/scenes-resnet.yaml): L1 0.079 vs StAdv's 0.129 "
-    "(ratio 0.62, 2 threads); a full MASK run every 2 iterations instead of 5 gives 0.081 / 0.129 = 0.63",
+    "(ratio 0.61 at 1 thread, 0.62 at 2); a full MASK run every 2 iterations instead of 5 gives 0.081 / 0.129 = 0.63",
 )
 
 
