@@ -8,6 +8,21 @@ from typing import Any
 from .config import ConfigError
 
 
+def _count(low: int) -> Any:
+    """argparse type: an integer >= ``low``."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            value = low - 1
+        if value < low:
+            raise argparse.ArgumentTypeError(f"expected an integer >= {low}, got {text!r}")
+        return value
+
+    return parse
+
+
 def add_executor_options(s: argparse.ArgumentParser) -> None:
     """``--executor --ray-address --ray-cpus-per-task --ray-max-retries``."""
     g = s.add_argument_group('where the units run (pip install "doublecross[ray]" for ray)')
@@ -25,11 +40,13 @@ def add_executor_options(s: argparse.ArgumentParser) -> None:
     )
     g.add_argument(
         "--ray-cpus-per-task",
-        type=int,
+        type=_count(1),
         metavar="N",
         help="CPUs reserved per unit, and its torch threads (default 1); with --device cuda each unit also gets a GPU",
     )
-    g.add_argument("--ray-max-retries", type=int, metavar="N", help="reruns of a unit whose worker died (default 3)")
+    g.add_argument(
+        "--ray-max-retries", type=_count(0), metavar="N", help="reruns of a unit whose worker died (default 3)"
+    )
 
 
 def executor_from_args(args: argparse.Namespace) -> Any:

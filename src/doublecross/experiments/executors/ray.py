@@ -171,7 +171,7 @@ class RayExecutor(Executor):
             return
         kw: dict[str, Any] = {"address": self.address}
         if self.address is None:  # a local instance for this run: no dashboard, quick start
-            kw.update(include_dashboard=False, num_cpus=self.num_cpus)
+            kw.update(include_dashboard=False, num_cpus=self.num_cpus, logging_level=logging.WARNING)
         log.info("connecting to Ray at %s", self.address or "a new local instance")
         ray.init(**kw)
         self._started = True
