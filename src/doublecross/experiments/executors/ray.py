@@ -92,7 +92,7 @@ def worker_context(token: str, spec_box: list[Any]) -> UnitContext:
         _CONTEXTS.clear()  # one run at a time per worker: drop an earlier run's model
         torch.set_num_threads(spec.threads)
         torch.manual_seed(spec.cfg.seed)  # as the local run before it builds the model
-        device = torch.device(spec.device)
+        device = torch.device("cuda" if spec.device.startswith("cuda") else spec.device)  # Ray's GPU for the task
         model = (spec.model if spec.model is not None else build_job_model(spec.cfg)).to(device)
         interps = {n: create_interpreter(n, model, **spec.options[n]) for n in spec.cfg.interpreters}
         ctx = UnitContext(
