@@ -207,7 +207,17 @@ def test_executor_ray_without_ray_names_the_extra(monkeypatch, tmp_path, preset,
     assert not out.exists()  # refused before the run directory is made
 
 
-def test_bad_executor_options_are_refused():
+def test_tasks_no_node_can_hold_are_refused(ray_cluster, preset, tmp_path):
+    out = tmp_path / "run"
+    with pytest.raises(ConfigError, match=r"each needs 4 CPU\(s\), the largest node has 2 CPU\(s\)"):
+        run_job(_cfg(preset), str(out), progress=False, threads=1, executor=create_executor("ray", cpus_per_task=4))
+    assert not out.exists()  # nothing was stored: the fresh run directory is removed
+
+
+def test_bad_executor_options_are_refused(tmp_path, preset, capsys):
+    out = str(tmp_path / "run")
+    assert main(["attack", "--preset", preset, "--out", out, "--ray-address", "auto"]) == 2
+    assert "--ray-address needs --executor ray" in capsys.readouterr().err
     with pytest.raises(ValueError, match="unknown executor 'dask'"):
         create_executor("dask")
     pytest.importorskip("ray")

@@ -197,6 +197,7 @@ class RayExecutor(Executor):
             return 0
         self._connect()
         ray = self.ray
+        self._check_resources(ctx.device.type == "cuda")
         model = None
         if ctx.model_given:  # a caller's model object: shipped once, on the CPU
             model = copy.deepcopy(ctx.model).cpu() if ctx.device.type != "cpu" else ctx.model
@@ -251,6 +252,22 @@ class RayExecutor(Executor):
                 shared = benign[key]
             pending[submit(unit, bases[unit.batch, unit.baseline], shared, first)] = unit
         return self._collect(pending, store, bars)
+
+    def _check_resources(self, gpu: bool) -> None:
+        """Refuse tasks no node of a local instance can hold (they would wait forever); warn on a cluster."""
+        need = {"CPU": float(self.cpus_per_task), "GPU": 1.0 if gpu else 0.0}
+        nodes = [n.get("Resources", {}) for n in self.ray.nodes() if n.get("Alive", True)]
+        if any(all(r.get(k, 0.0) >= v for k, v in need.items()) for r in nodes):
+            return
+        best = {k: max((r.get(k, 0.0) for r in nodes), default=0.0) for k in need}
+        msg = (
+            f"no Ray node can run a unit: each needs {self.cpus_per_task} CPU(s)"
+            + (" and 1 GPU" if gpu else "")
+            + f", the largest node has {best['CPU']:g} CPU(s) and {best['GPU']:g} GPU(s)"
+        )
+        if self.address is None:
+            raise ConfigError(f"{msg}; lower --ray-cpus-per-task")
+        log.warning("%s: the tasks wait until the cluster gets such a node", msg)
 
     def _collect(self, pending: dict[Any, Any], store: Any, bars: Any) -> int:
         """Store each unit as its task finishes; on a failure cancel the rest and raise :class:`ExecutorError`."""
