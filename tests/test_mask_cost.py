@@ -158,6 +158,7 @@ def test_adv2_mask_iterations_equal_the_previous_algorithm(model, monkeypatch):
     for lean in (False, True):
         monkeypatch.setattr(MaskInterpreter, "lean_backward", lean)
         if not lean:  # the old unrolled loop: one run per step, each with its own prepare
+
             def stepwise(self, x, t, state, steps, unroll, gen, keep_state_graph=False, lr=None, on_step=None):
                 if on_step is None or unroll == 0:
                     return run(self, x, t, state, steps, unroll, gen, keep_state_graph, lr)
@@ -175,3 +176,38 @@ def test_adv2_mask_iterations_equal_the_previous_algorithm(model, monkeypatch):
     a, b = out
     torch.testing.assert_close(b.x_adv, a.x_adv, rtol=0, atol=1e-6)
     torch.testing.assert_close(b.map, a.map, rtol=0, atol=1e-4)
+
+
+def test_paper_fast_cost_preset_sets_its_fields_and_leaves_the_paper_preset_alone():
+    from doublecross.attacks.config import COST_PRESETS
+    from doublecross.attacks.presets import load_attack_preset
+    from doublecross.config import ConfigError
+
+    paper = load_attack_preset("table10-resnet50").for_threat("linf").for_interpreter("mask")
+    assert (paper.cost, paper.bisection, paper.reset_steps, paper.n_plain, paper.n_step, paper.n_bs) == (
+        "spec", "full", None, 4, 4, 12)  # fmt: skip
+    fast = load_attack_preset("table10-resnet50", overrides=["linf.mask.cost=paper-fast"])
+    cfg = fast.for_threat("linf").for_interpreter("mask")
+    assert (cfg.cost, cfg.bisection, cfg.reset_steps, cfg.n_plain) == ("paper-fast", "bracket", 20, 0)
+    assert (cfg.n_total, cfg.n_step, cfg.n_reset, cfg.n_bs) == (1000, 4, 50, 12)  # the paper's counts otherwise
+    assert COST_PRESETS["paper-fast"] == {"bisection": "bracket", "reset_steps": 20, "n_plain": 0}
+    with pytest.raises(ConfigError, match="paper-fast"):
+        AttackConfig.from_dict({"cost": "fast"})
+
+
+def test_paper_fast_makes_the_known_number_of_passes(model):
+    """Warm start 2 + start-up run (S + 1) + 4 iterations × (margin 1 + unrolled 1 + one bracket test)
+    + one warm reset (K + 1) + final run (S + 1) + the re-check's full run (S + 1); no plain steps."""
+    from doublecross.profiling import count_forwards
+
+    s, k = 5, 20
+    torch.manual_seed(0)
+    x, t = torch.round(torch.rand(2, 3, 64, 64) * 255) / 255, torch.tensor([1, 2])
+    mask = create_interpreter("mask", model, perturbation="noise", steps=s)
+    cfg = AttackConfig.from_dict({"cost": "paper-fast", "n_warm": 2, "warm_loss": "margin", "n_total": 4,
+                                  "n_step": 1, "n_reset": 2, "alpha_max": 0.01, "kappa_bs": -1e9})  # fmt: skip
+    attack = ATTACKS.create("adv2-bilevel", threat=THREATS.create("linf", eps=0.0784), config=cfg)
+    with count_forwards(model) as c:
+        attack.run(model, mask, x, t, torch.full((2, 1, 8, 8), 0.5))
+    assert c.calls == 2 + (s + 1) + 4 * 3 + (k + 1) + 2 * (s + 1)
+    assert c.images == 2 * c.calls
