@@ -290,6 +290,8 @@ class MaskInterpreter(Interpreter):
             state = MaskState(m0, AdamState.zeros_like(m0))
         if not keep_state_graph:
             state = state.detach()
+        if steps + unroll == 0:  # nothing to do (e.g. the attack's plain steps switched off): no prepare
+            return state
         m, adam = state.m, state.adam
         up, baseline, c = self.prepare(x)
         j = int(c["jitter"])
