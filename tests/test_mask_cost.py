@@ -211,3 +211,22 @@ def test_paper_fast_makes_the_known_number_of_passes(model):
         attack.run(model, mask, x, t, torch.full((2, 1, 8, 8), 0.5))
     assert c.calls == 2 + (s + 1) + 4 * 3 + (k + 1) + 2 * (s + 1)
     assert c.images == 2 * c.calls
+
+
+def test_bench_amortises_every_full_run_and_reset():
+    import os
+    import sys
+
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "bench"))
+    try:
+        from _mask_cost import reset_cost
+    finally:
+        sys.path.pop(0)
+    paper = {"n_total": 1000, "n_reset": 50}
+    # spec: start-up + 19 resets inside (i = 50 ... 950) + final = 21 full runs of S = 300 inner steps + 1 forward
+    assert reset_cost(paper, 300, inner=1.0, fwd=0.5) == pytest.approx(21 * 300.5 / 1000)
+    # warm: 19 warm resets of K = 20 steps + 1 forward; full runs: start-up, final, re-check
+    assert reset_cost({**paper, "reset_steps": 20}, 300, inner=1.0, fwd=0.5) == pytest.approx(
+        (3 * 300.5 + 19 * 20.5) / 1000
+    )
+    assert reset_cost({"n_total": 100, "n_reset": 10}, 100, inner=1.0, fwd=0.0) == pytest.approx(11 * 100 / 100)
