@@ -230,3 +230,17 @@ def test_bench_amortises_every_full_run_and_reset():
         (3 * 300.5 + 19 * 20.5) / 1000
     )
     assert reset_cost({"n_total": 100, "n_reset": 10}, 100, inner=1.0, fwd=0.0) == pytest.approx(11 * 100 / 100)
+
+
+def test_report_settings_show_the_runs_cost_options():
+    from doublecross.report.settings import resolved_settings
+
+    base = {"preset": "scenes-resnet", "threats": ["linf"], "interpreters": ["mask"]}
+    rows, _ = resolved_settings(base)
+    spec = next(r for r in rows if r["attack"] == "mask")["attack parameters"]
+    assert "n_plain 2" in spec and "cost spec" in spec and "bisection full" in spec
+    assert "reset_steps" not in spec and "n_bracket" not in spec
+    rows, _ = resolved_settings({**base, "overrides": ["linf.mask.cost=paper-fast"], "steps_scale": 0.5})
+    fast = next(r for r in rows if r["attack"] == "mask")["attack parameters"]
+    for part in ("n_plain 0", "cost paper-fast", "bisection bracket", "n_bracket 3", "reset_steps 20", "n_total 50"):
+        assert part in fast, (part, fast)
