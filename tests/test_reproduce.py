@@ -232,17 +232,19 @@ def test_reproduce_resumes_shares_runs_and_writes_a_report(tmp_path, tiny_preset
     assert {
         "q2_iou_curves_scenes-resnet.png",
         "q2_grid_scenes-resnet.png",
+        "q2_overlay_scenes-resnet.png",
+        "stadv_overlay_scenes-resnet.png",
         "q4_exemplar_scenes-resnet.png",
         "q4_shape_scenes-resnet.png",
         "stadv_grid_scenes-resnet.png",
         "transfer_matrix_scenes-resnet.png",
     } <= figures
     report = open(os.path.join(out, "report.html")).read()
-    assert report.count("data:image/png;base64,") == 7 and "src='http" not in report and "<script" not in report
+    assert report.count("data:image/png;base64,") == 9 and "src='http" not in report and "<script" not in report
     if CHROMIUM is None:
         pytest.skip("chromium is not installed: the browser check of report.html was skipped")
     seen = check_page(os.path.join(out, "report.html"))
-    assert seen["images"] == 7 and seen["broken_images"] == 0 and seen["external_images"] == 0
+    assert seen["images"] == 9 and seen["broken_images"] == 0 and seen["external_images"] == 0
     assert seen["links"] >= 7 and seen["broken_links"] == [] and seen["tables"] >= 8 and seen["height"] > 3000
     png = str(tmp_path / "shot.png")
     screenshot(os.path.join(out, "report.html"), png)
