@@ -184,6 +184,19 @@ def test_resume_of_a_locked_run_is_refused_before_any_work(tmp_path, monkeypatch
     assert calls == [] and _units(out) == [(0, "pgd")]
 
 
+def test_detect_and_defend_refuse_a_run_another_process_holds_and_lock_their_output(tmp_path, capsys):
+    from doublecross.cli import main
+
+    run = tmp_path / "run"
+    run.mkdir()
+    with RunLock(str(run)):  # an attack still writing this run
+        assert main(["detect", "--detector", "squeeze", "--run", str(run)]) == 2
+        assert main(["defend", "ensemble", "--run", str(run), "--members", "cam,rts"]) == 2
+    assert capsys.readouterr().err.count("is in use by process") == 2
+    assert main(["detect", "--detector", "squeeze", "--run", str(tmp_path / "nope")]) == 2
+    assert "does not exist" in capsys.readouterr().err
+
+
 # --- threads per unit ---------------------------------------------------------------------------
 
 

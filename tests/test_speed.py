@@ -10,6 +10,7 @@ import torch
 import yaml
 from torch import nn
 
+from doublecross import progress
 from doublecross.attacks import ATTACKS, AttackConfig
 from doublecross.attacks.mask_cost import bracket_step_size, recheck
 from doublecross.cli import main
@@ -24,6 +25,7 @@ from doublecross.interpreters import create_interpreter
 from doublecross.models import Classifier, create_model
 from doublecross.models.smooth import _SurrogateProduct, relu_surrogate_derivative
 from doublecross.profiling import count_forwards
+from doublecross.progress import step_reporter
 from doublecross.threats import THREATS
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -88,12 +90,23 @@ def test_chunked_attack_and_explain_equal_the_whole_batch(model):
     x, t = torch.rand(3, 3, 64, 64), torch.tensor([1, 2, 3])
     cam = create_interpreter("cam", model)
     m_t = cam.explain(x, t).map
-    attack = ATTACKS.create("adv2", threat=THREATS.create("linf"), config=AttackConfig(n_warm=2, n_total=2, lam=1.0))
-    whole = attack(model, x, t, cam, m_t)
-    parts = chunking.attack_in_chunks(attack, model, x, t, 2, cam, m_t)
+    attack = ATTACKS.create(
+        "adv2", threat=THREATS.create("linf"), config=AttackConfig(n_warm=2, n_total=3, lam=1.0), history_every=1
+    )
+    steps: dict[str, list[float]] = {"whole": [], "parts": []}
+    with step_reporter(steps["whole"].append):
+        whole = attack(model, x, t, cam, m_t)
+    with step_reporter(steps["parts"].append):
+        parts = chunking.attack_in_chunks(attack, model, x, t, 2, cam, m_t)
     for f in ("x_adv", "success", "logits", "map", "perturbation"):
         torch.testing.assert_close(getattr(parts, f), getattr(whole, f), atol=1e-5, rtol=0)
     assert set(parts.size) == set(whole.size)
+    assert sum(steps["parts"]) == pytest.approx(sum(steps["whole"]))  # the step bar ends at the unit's steps
+    assert [r["step"] for r in parts.history] == [r["step"] for r in whole.history] == [0, 1, 2]
+    for rp, rw in zip(parts.history, whole.history, strict=True):  # the merged history is the whole batch's
+        assert set(rp) == set(rw)
+        for key in rw:
+            assert rp[key] == pytest.approx(rw[key], rel=1e-4, abs=1e-6), key
     torch.testing.assert_close(chunking.explain_in_chunks(cam, x, t, 1).map, m_t, atol=1e-6, rtol=0)
 
 
@@ -106,8 +119,15 @@ def test_out_of_memory_halves_the_chunk():
             raise RuntimeError("CUDA out of memory. Tried to allocate 2.00 GiB")
         return torch.arange(sl.start, sl.stop)
 
-    out = chunking.run_chunked(fn, 8, 8, torch.cat)
+    def fn_steps(sl):
+        progress.step(10)
+        return fn(sl)
+
+    reported: list[float] = []
+    with step_reporter(reported.append):
+        out = chunking.run_chunked(fn_steps, 8, 8, torch.cat)
     assert out.tolist() == list(range(8)) and seen[:2] == [8, 4]
+    assert sum(reported) == pytest.approx(10)  # steps of the failed tries are taken back
     with pytest.raises(ValueError, match="other"):
         chunking.run_chunked(lambda sl: (_ for _ in ()).throw(ValueError("other")), 4, 4, torch.cat)
 

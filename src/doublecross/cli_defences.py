@@ -17,6 +17,17 @@ def _out(args: argparse.Namespace) -> str:
     return out
 
 
+def _load_locked(run: str):
+    """The run's data, read while holding the run's lock: an attack still writing it is refused, not half-read."""
+    from .defences.rundata import load_run
+    from .experiments.lock import RunLock
+
+    if not os.path.isdir(run):
+        raise ValueError(f"run directory {run} does not exist (give the --out of a finished `doublecross attack`)")
+    with RunLock(run):
+        return load_run(run)
+
+
 def _finish(out: str) -> int:
     from .defences.report import write_report
 
@@ -27,12 +38,12 @@ def _finish(out: str) -> int:
 
 def cmd_detect(args: argparse.Namespace) -> int:
     from .defences.detect import run_lid, run_squeeze
-    from .defences.rundata import load_run
     from .defences.store import DefenceStore
+    from .experiments.lock import RunLock
 
-    data = load_run(args.run)
+    data = _load_locked(args.run)
     out = _out(args)
-    with DefenceStore(os.path.join(out, "defences.sqlite")) as store:
+    with RunLock(out), DefenceStore(os.path.join(out, "defences.sqlite")) as store:
         if args.detector == "squeeze":
             run_squeeze(data, store, n_heldout=args.heldout or 200)
         else:
@@ -42,14 +53,14 @@ def cmd_detect(args: argparse.Namespace) -> int:
 
 
 def cmd_defend(args: argparse.Namespace) -> int:
-    from .defences.rundata import load_run
     from .defences.store import DefenceStore
+    from .experiments.lock import RunLock
 
     if args.what == "report":
         return _finish(_out(args))
-    data = load_run(args.run)
+    data = _load_locked(args.run)
     out = _out(args)
-    with DefenceStore(os.path.join(out, "defences.sqlite")) as store:
+    with RunLock(out), DefenceStore(os.path.join(out, "defences.sqlite")) as store:
         if args.what == "ensemble":
             from .defences.ensemble import run_ensemble
             from .interpreters.ensemble import parse_members

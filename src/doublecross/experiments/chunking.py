@@ -13,6 +13,12 @@ Chunk size:
   interpreter pass and its backward (:func:`image_bytes`, measured once per interpreter with
   saved-tensor hooks) and ``resident`` the process's memory before the unit (RSS on CPU,
   allocated memory on CUDA); the factor 2 covers the backward's transient buffers.
+* progress: each chunk runs all the attack's steps on part of the batch, so a chunk's steps are
+  reported to the step bar weighted by its share of the batch (the bar ends at the unit's step
+  count, not at chunks × steps); a chunk retried after an out-of-memory error takes back what it
+  reported.
+* history: the per-step records of the chunks are merged into the whole batch's
+  (:func:`merge_histories`).
 * always: a chunk that fails with an out-of-memory error (CUDA OOM, or the CPU allocator's
   "can't allocate memory") is retried in halves down to one image. (On Linux an over-committed
   process may be killed by the OOM killer instead of seeing an error: use ``max_memory`` there.)
@@ -28,6 +34,7 @@ from typing import Any
 
 import torch
 
+from .. import progress
 from ..attacks.base import AttackResult
 from ..interpreters.base import Interpretation
 
@@ -90,16 +97,38 @@ def is_oom(err: BaseException) -> bool:
     return isinstance(err, RuntimeError) and ("out of memory" in text or "can't allocate memory" in text)
 
 
+def _weighted_steps(fn: Callable[[slice], Any], sl: slice, batch: int, reported: list[float]) -> Any:
+    """``fn(sl)`` with its :func:`progress.step` calls scaled by the chunk's share of the batch."""
+    outer = progress._REPORTER.get()
+    if outer is None:
+        return fn(sl)
+    share = (min(sl.stop, batch) - sl.start) / batch
+
+    def scaled(n: int) -> None:
+        reported[0] += n * share
+        outer(n * share)
+
+    with progress.step_reporter(scaled):
+        return fn(sl)
+
+
 def run_chunked(fn: Callable[[slice], Any], batch: int, chunk: int, merge: Callable[[list[Any]], Any]) -> Any:
-    """``merge([fn(slice) for each chunk])``, halving the chunk and retrying on out-of-memory errors."""
+    """``merge([fn(slice) for each chunk])``, halving the chunk and retrying on out-of-memory errors.
+
+    With more than one chunk, each chunk's progress steps count by its share of the batch (module docstring).
+    """
     chunk = max(1, min(chunk, batch))
     while True:
+        reported = [0.0]
         try:
-            parts = [fn(slice(i, i + chunk)) for i in range(0, batch, chunk)]
+            parts = [_weighted_steps(fn, slice(i, i + chunk), batch, reported) for i in range(0, batch, chunk)]
             return merge(parts) if len(parts) > 1 else parts[0]
         except Exception as err:  # noqa: BLE001 - re-raised unless it is an OOM we can split
             if not is_oom(err) or chunk == 1:
                 raise
+            outer = progress._REPORTER.get()
+            if outer is not None and reported[0]:
+                outer(-reported[0])  # the retry reports these steps again
             chunk = max(1, chunk // 2)
             log.warning("out of memory: retrying in chunks of %d images", chunk)
             if torch.cuda.is_available():
@@ -110,8 +139,32 @@ def _cat(parts: list[torch.Tensor | None]) -> torch.Tensor | None:
     return None if parts[0] is None else torch.cat(parts)  # type: ignore[arg-type]
 
 
+def merge_histories(histories: list[list[dict[str, Any]]], sizes: list[int]) -> list[dict[str, Any]]:
+    """The whole batch's history from its chunks' histories, record by record (matched on ``step``).
+
+    A record's ``loss`` is a sum over its chunk, so chunks add; every other value is a mean over the
+    chunk, so it is averaged weighted by chunk size: ``v = Σ_c n_c·v_c / Σ_c n_c`` over the chunks
+    that recorded that step (all of them, unless a chunk stopped early).
+    """
+    by_step: dict[Any, list[tuple[dict[str, Any], int]]] = {}
+    for hist, n in zip(histories, sizes, strict=True):
+        for rec in hist:
+            by_step.setdefault(rec.get("step"), []).append((rec, n))
+    merged = []
+    for step, recs in by_step.items():
+        out: dict[str, Any] = {"step": step}
+        for key in recs[0][0]:
+            if key == "step":
+                continue
+            vals = [(float(r[key]), n) for r, n in recs if key in r]
+            weighted = sum(v * n for v, n in vals) / sum(n for _, n in vals)
+            out[key] = sum(v for v, _ in vals) if key == "loss" else weighted
+        merged.append(out)
+    return merged
+
+
 def merge_results(parts: list[AttackResult]) -> AttackResult:
-    """Concatenate chunked attack results along the batch; the history is the first chunk's."""
+    """Concatenate chunked attack results along the batch; histories merge (:func:`merge_histories`)."""
     return AttackResult(
         x_adv=torch.cat([p.x_adv for p in parts]),
         success=torch.cat([p.success for p in parts]),
@@ -121,7 +174,7 @@ def merge_results(parts: list[AttackResult]) -> AttackResult:
         size={k: torch.cat([p.size[k] for p in parts]) for k in parts[0].size},
         perturbation=_cat([p.perturbation for p in parts]),
         last=_cat([p.last for p in parts]),
-        history=parts[0].history,
+        history=merge_histories([p.history for p in parts], [len(p.x_adv) for p in parts]),
     )
 
 

@@ -112,10 +112,15 @@ def target_maps(
     pool: tuple[torch.Tensor, torch.Tensor],
     gen: torch.Generator,
     benign: torch.Tensor | None = None,
+    chunk: int = 0,
 ) -> torch.Tensor:
-    """m_t for a batch in the given mode (benign / class-exemplar / shape); ``benign``: g(x; y) if known."""
+    """m_t for a batch in the given mode (benign / class-exemplar / shape); ``benign``: g(x; y) if known.
+
+    ``chunk``: images per explain call (0: the whole batch), as the attack's ``--max-memory`` chunks.
+    """
+    chunk = chunk or len(x)
     if mode == "benign":
-        return benign if benign is not None else interp.explain(x, y).map
+        return benign if benign is not None else explain_in_chunks(interp, x, y, chunk).map
     h, w = interp.native_size(*x.shape[-2:])
     if mode == "shape":
         return shape_maps(len(x), (h, w), x.shape[-1], gen).to(x.device)
@@ -126,7 +131,7 @@ def target_maps(
         if len(idx) == 0:
             raise ValueError(f"class-exemplar targets need a correctly classified image of class {c}")
         picks.append(int(idx[torch.randint(len(idx), (), generator=gen)]))
-    return interp.explain(px[picks].to(x.device), t).map
+    return explain_in_chunks(interp, px[picks].to(x.device), t, chunk).map
 
 
 def run_job(
@@ -415,7 +420,7 @@ def _adv2_unit(
     if interp not in benign_maps:
         benign_maps[interp] = explain_in_chunks(interp, x, y, chunk).map
     benign_map = benign_maps[interp]
-    m_t = target_maps(cfg.target_map, interp, x, y, t, pool, gen, benign=benign_map)
+    m_t = target_maps(cfg.target_map, interp, x, y, t, pool, gen, benign=benign_map, chunk=chunk)
     pick = torch.arange(len(x))
     if cfg.target_map == "shape":  # each shape takes the farthest benign map, each image ≤ 3 times (spec §1.6)
         pick = pair_farthest(benign_map.cpu(), m_t.cpu(), max_uses=3)
