@@ -188,16 +188,16 @@ def test_reproduce_resumes_shares_runs_and_writes_a_report(tmp_path, tiny_preset
     with pytest.raises(ConfigError, match="limit"):
         reproduce(ReproduceConfig.from_dict({**base, "limit": 2}), out, resume=True, progress=False)
     monkeypatch.undo()
-    # StAdv then Q4, killed in the exemplar run: StAdv's 3 units, the exemplar run's PGD copied, 1 ADV² unit done
-    calls = _counting(monkeypatch, crash_at=5)
+    # Q4 then StAdv (runs.yaml order), killed in the exemplar run: its PGD copied, 1 ADV² unit done
+    calls = _counting(monkeypatch, crash_at=2)
     with pytest.raises(KeyboardInterrupt):
         reproduce(ReproduceConfig.from_dict({**base, "experiments": ("stadv", "q4")}), out, resume=True)
-    assert collections.Counter(calls) == {"pgd": 1, "adv2": 4}, calls
+    assert collections.Counter(calls) == {"adv2": 2}, calls
     monkeypatch.undo()
     calls = _counting(monkeypatch)
     manifest = reproduce(everything, out, resume=True, progress=False)
-    # only what was missing: the exemplar run's last ADV² unit and the shape run's (its PGD copied too)
-    assert collections.Counter(calls) == {"adv2": 3}, calls
+    # only what was missing: the exemplar run's last ADV² unit, the shape run's (its PGD copied too), StAdv's 3
+    assert collections.Counter(calls) == {"adv2": 5, "pgd": 1}, calls
     for run in ("linf-exemplar", "linf-shape"):
         db = sqlite3.connect(os.path.join(out, "scenes-resnet", run, "results.sqlite"))
         assert db.execute("SELECT seconds FROM units WHERE unit='pgd'").fetchall() == [(0.0,)]  # copied, not rerun
