@@ -21,7 +21,7 @@ from doublecross.metrics.degenerate import WARN_FRACTION
 
 
 def test_q4_presets_extend_the_model_preset_and_change_adv2_only():
-    for model in ("scenes-resnet", "scenes-densenet"):
+    for model in ("scenes-resnet",):  # scenes-densenet has no Q4 preset yet: its Q4 runs use scenes-densenet
         base, q4 = load_attack_preset(model), load_attack_preset(f"{model}-q4")
         assert preset_chain(f"{model}-q4") == [f"{model}-q4", model]
         assert "base" not in load_preset_dict(f"{model}-q4")
@@ -63,6 +63,7 @@ def test_q4_runs_use_the_q4_preset_where_one_is_shipped():
     paper = ReproduceConfig(preset="table10-resnet50")
     assert paper.preset_for("resnet50", "q4") == "table10-resnet50-q4"
     assert ReproduceConfig(preset="table10-densenet169").preset_for("densenet169", "q4") == "table10-densenet169"
+    assert ReproduceConfig().preset_for("scenes-densenet", "q4") == "scenes-densenet"
 
 
 def _stored_baseline(src, cfg):
