@@ -7,7 +7,8 @@ set-up and final evaluation cancel; medians over repeats. Prints the ratios the 
     ADV²-StAdv-X step / StAdv step, X in CAM, GRAD, RTS, MASK (no target in the issue)
     ADV²-GRAD step / bare double-backprop step    ADV²-RTS step / PGD step
     ADV²-MASK iteration / PGD step, resets included, at the paper's counts and the preset's, for the
-        spec's algorithm and for the bracketed step search + warm resets (``attacks/mask_cost.py``)
+        spec's algorithm, the bracketed step search + warm resets and the ``paper-fast`` cost preset
+        (``attacks/mask_cost.py``), from interleaved rounds (``bench/_mask_cost.py``)
     per-image cost at batch 16 / batch 1 (ADV²-CAM)
     whole-unit efficiency: attack-loop passes / all classifier passes of one main-job adv2-mask unit
         (counted with a forward hook: load-independent; --no-unit skips it, it runs a full unit)
@@ -16,25 +17,32 @@ set-up and final evaluation cancel; medians over repeats. Prints the ratios the 
 
 Rows print as they are measured. The MASK rows time the loop with resets off and a 5-step MASK
 for the start-up and final evaluations (they cancel in the differential) and add the reset cost
-per iteration from the measured inner step: (S or reset_steps inner steps + 1 forward) / n_reset.
+per iteration from the inner step measured in the same round: every full run (S inner steps + 1
+forward: start-up, final, resets, re-check) and warm reset (reset_steps + 1) over n_total.
+``--repeats`` is the number of interleaved rounds there; ``--only-mask`` prints only those rows
+and the whole-unit figure.
 
-    python bench/attacks.py [--batch 16] [--k 10] [--repeats 3] [--resnet50] [--main-job] [--no-unit]
+    python bench/attacks.py [--batch 16] [--k 10] [--repeats 3] [--resnet50] [--main-job] [--no-unit] [--only-mask]
     python bench/attacks.py --interpreters gradcam,gradcam++,input-x-grad,smoothgrad,ig   (only ADV²-X / PGD)
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import subprocess
 import sys
 import tempfile
 import time
 
+import _timing
 import torch
 import torch.nn.functional as F
+from _mask_cost import mask_rows
 from _timing import median_time
 
 from doublecross.attacks import ATTACKS, AttackConfig
+from doublecross.attacks.config import COST_PRESETS
 from doublecross.attacks.presets import interpreter_defaults, load_attack_preset
 from doublecross.interpreters import create_interpreter
 from doublecross.models import create_model, smooth_relu
@@ -91,6 +99,7 @@ import resource, torch
 from doublecross.models import Classifier
 from doublecross.interpreters import create_interpreter
 from doublecross.attacks import ATTACKS, AttackConfig
+from doublecross.attacks.config import COST_PRESETS
 from doublecross.attacks.presets import interpreter_defaults
 from doublecross.threats import THREATS
 import torchvision
@@ -118,20 +127,6 @@ def _adv2_over_pgd(model, x, t, names: list[str], opts: dict, k: int, r: int) ->
     print(f"(PGD step {pgd * 1e3:.1f} ms at batch {len(x)})", flush=True)
 
 
-def explain_step(interp, x, t, steps: int, repeats: int) -> float:  # type: ignore[no-untyped-def]
-    """Differential cost of one inner MASK step of an evaluation run: (explain(2s) - explain(s)) / s."""
-    keep = interp.steps
-
-    def run(n: int) -> None:
-        interp.steps = n
-        interp.explain(x, t)
-
-    try:
-        return _per_step(run, steps, repeats)
-    finally:
-        interp.steps = keep
-
-
 W = 88
 
 
@@ -139,36 +134,26 @@ def _row(name: str, val: float, target: float | None, op: str = "<=") -> None:
     print(f"{name:<{W}} {val:>9.2f} {(op + ' ' + str(target)) if target is not None else '':>8}", flush=True)
 
 
-def mask_rows(model, mask, x, t, m_t, pgd: float, k: int, paper_steps: int, preset_steps: int, scene) -> None:  # type: ignore[no-untyped-def]
-    """ADV²-MASK per iteration / PGD step, resets included: loop step (resets off, short evaluation
-    runs that cancel in the differential) + reset cost / n_reset, the reset cost from the measured
-    inner step (full: S steps + 1 forward; warm: reset_steps + 1 forward)."""
-    inner = explain_step(mask, x, t, 10, 1)
-    with torch.no_grad():
-        fwd = median_time(lambda: model(x), 3)
-    paper = {"n_step": 4, "n_plain": 4, "n_bs": 12, "n_reset": 50}
-    counts = {
-        "paper": (paper, paper_steps),
-        "preset": ({f: getattr(scene, f) for f in ("n_step", "n_plain", "n_bs", "n_reset")}, preset_steps),
-    }
-    for label, (c, s_full) in counts.items():
-        for variant, extra in (("spec", {}), ("bracket+warm", {"bisection": "bracket", "reset_steps": 20})):
-            cfg = {**c, **extra, "n_reset": 10**6, "alpha_max": scene.alpha_max, "kappa_bs": scene.kappa_bs}
-            # the PGD step is re-measured beside each MASK row (before and after): on a loaded machine the
-            # load drifts between rows, and a ratio of two timings taken minutes apart drifts with it
-            pgd_before = step_cost(model, None, x, t, None, "pgd", k, 1)
-            loop = step_cost(model, mask, x, t, m_t, "adv2-bilevel", max(2, k // 5), 1, **cfg)
-            reset = (extra.get("reset_steps", s_full) * inner + fwd) / c["n_reset"]
-            pgd = (pgd_before + step_cost(model, None, x, t, None, "pgd", k, 1)) / 2
-            name = (
-                f"ADV²-MASK it./PGD step, {label} (n_step {c['n_step']}, n_plain {c['n_plain']}, n_bs {c['n_bs']}, "
-                f"reset {extra.get('reset_steps', s_full)}/{c['n_reset']}), {variant}"
-            )
-            _row(name, (loop + reset) / pgd, 15.0)
-            print(
-                f"    loop {loop / pgd:.2f} + resets {reset / pgd:.2f} PGD steps (PGD step {pgd * 1e3:.0f} ms)",
-                flush=True,
-            )
+def _mask_block(a, model, short_mask, x, t, m_t, preset_steps: int) -> None:  # type: ignore[no-untyped-def]
+    scene = load_attack_preset(a.model).for_threat("linf").for_interpreter("mask")
+    print(
+        f"ADV²-MASK iteration / PGD step, resets included (bench/_mask_cost.py: {a.repeats} interleaved rounds, "
+        f"load {os.getloadavg()[0]:.1f}):",
+        flush=True,
+    )
+    fast = COST_PRESETS["paper-fast"]
+    print(f"  paper-fast = {fast}; clock: {a.clock}", flush=True)
+    mask_rows(model, short_mask, x, t, m_t, scene, a.k, a.repeats, a.mask_steps, preset_steps, fast, step_cost, _row)
+
+
+def _unit_row(a) -> None:  # type: ignore[no-untyped-def]
+    if a.no_unit:
+        return
+    from _passes import unit_passes
+
+    u = unit_passes("mask")
+    _row("whole unit: attack-loop passes / all passes (main job's first adv2-mask unit)", u["efficiency"], 0.9, ">=")
+    print(f"    {u['attack_loop']:.0f} of {u['unit']:.0f} batch passes (counted with a forward hook)", flush=True)
 
 
 def main() -> None:
@@ -181,8 +166,12 @@ def main() -> None:
     p.add_argument("--resnet50", action="store_true", help="also measure peak memory of GRAD on ResNet-50 224²")
     p.add_argument("--main-job", action="store_true", help="also time `doublecross attack` (the main job)")
     p.add_argument("--no-unit", action="store_true", help="skip the whole-unit pass count (one main-job MASK unit)")
+    p.add_argument("--clock", choices=("wall", "cpu"), default="wall", help="wall time or this process's CPU time")
+    p.add_argument("--only-mask", action="store_true", help="only the PGD reference and the ADV²-MASK rows")
     p.add_argument("--interpreters", help="only ADV²-X step / PGD step for these (comma-separated, preset options)")
     a = p.parse_args()
+    if a.clock == "cpu":
+        _timing.CLOCK = time.process_time
     torch.manual_seed(0)
     model = create_model(a.model)
     x = torch.round(torch.rand(a.batch, 3, 64, 64) * 255) / 255
@@ -201,6 +190,10 @@ def main() -> None:
     interps["mask"] = short_mask
     print(f"model {a.model}, batch {a.batch}, threads {torch.get_num_threads()}, k={k}, median of {r}", flush=True)
     print(f"{'ratio':<{W}} {'measured':>9} {'target':>8}", flush=True)
+    if a.only_mask:
+        _mask_block(a, model, short_mask, x, t, maps["mask"], mask.steps)
+        _unit_row(a)
+        return
     pgd = step_cost(model, None, x, t, None, "pgd", k, r)
     _row("our PGD step / torchattacks PGD step", pgd / torchattacks_step(model, x, t, k, r), 1.0)
     _row(
@@ -219,8 +212,7 @@ def main() -> None:
         step_cost(model, interps["rts"], x, t, maps["rts"], "adv2", k, r, lam=1.0, extra={"encoder": 0.1}) / pgd,
         2.3,
     )
-    scene = load_attack_preset(a.model).for_threat("linf").for_interpreter("mask")
-    mask_rows(model, short_mask, x, t, maps["mask"], pgd, k, a.mask_steps, mask.steps, scene)
+    _mask_block(a, model, short_mask, x, t, maps["mask"], mask.steps)
     st = step_cost(model, None, x, t, None, "pgd", k, r, threat="stadv")
     stadv_cfg = {
         "cam": ("adv2", {"lam": 1.0}),
@@ -236,14 +228,7 @@ def main() -> None:
     cam16 = step_cost(model, interps["cam"], x, t, maps["cam"], "adv2", k, r, lam=1.0)
     _row(f"per-image ADV²-CAM cost, batch {a.batch} / batch 1", cam16 / a.batch / cam1, 0.5)
     print(f"(PGD step {pgd * 1e3:.1f} ms, StAdv step {st * 1e3:.1f} ms at batch {a.batch})", flush=True)
-    if not a.no_unit:
-        from _passes import unit_passes
-
-        u = unit_passes("mask")
-        _row(
-            "whole unit: attack-loop passes / all passes (main job's first adv2-mask unit)", u["efficiency"], 0.9, ">="
-        )
-        print(f"    {u['attack_loop']:.0f} of {u['unit']:.0f} batch passes (counted with a forward hook)", flush=True)
+    _unit_row(a)
     if a.resnet50:
         out = subprocess.run([sys.executable, "-c", RESNET50_PEAK], capture_output=True, text=True, check=True).stdout
         before, after = (int(v) for v in out.split())

@@ -11,6 +11,7 @@ import sys
 from collections.abc import Callable, Sequence
 
 from .cli_errors import error_text, interrupted_message
+from .cli_executor import add_executor_options, executor_from_args
 from .cli_options import add_model_options, add_preset_options, model_options
 from .config import ConfigError, load_preset_dict, preset_names
 from .lazy import LazyChoices
@@ -281,14 +282,16 @@ def cmd_attack(args: argparse.Namespace) -> int:
     cfg = JobConfig.from_dict({k: v for k, v in overrides.items() if v is not None})
     out = args.out or os.path.join("runs", time.strftime("attack-%Y%m%d-%H%M%S"))
     args.run_dir = out  # for the Ctrl-C message
-    manifest = run_job(
-        cfg,
-        out,
-        resume=args.resume,
-        progress=False if args.quiet else None,
-        threads=args.threads or "auto",
-        max_memory=args.max_memory,
-    )
+    with executor_from_args(args) as executor:
+        manifest = run_job(
+            cfg,
+            out,
+            resume=args.resume,
+            progress=False if args.quiet else None,
+            threads=args.threads or "auto",
+            max_memory=args.max_memory,
+            executor=executor,
+        )
     table, _ = build_report(out)  # class names come from the run's manifest
     print(
         f"doublecross attack: {cfg.model}, {manifest['images']} images, preset {cfg.preset}, "
@@ -330,14 +333,16 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
     else:
         cfg = ReproduceConfig.from_dict({k: v for k, v in overrides.items() if v is not None})
     out = args.out or os.path.join("runs", time.strftime("reproduce-%Y%m%d-%H%M%S"))
-    manifest = reproduce(
-        cfg,
-        out,
-        resume=args.resume,
-        progress=False if args.quiet else None,
-        compute=not args.report_only,
-        threads=args.threads or "auto",
-    )
+    with executor_from_args(args) as executor:
+        manifest = reproduce(
+            cfg,
+            out,
+            resume=args.resume,
+            progress=False if args.quiet else None,
+            compute=not args.report_only,
+            threads=args.threads or "auto",
+            executor=executor,
+        )
     with open(os.path.join(out, "tables", "all.md")) as fh:
         print(fh.read())
     for name, verdict in manifest["claims"].items():
@@ -459,6 +464,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--resume", action="store_true", help="continue an interrupted run in --out")
     s.add_argument("--quiet", action="store_true", help="no progress bars")
     add_model_options(s)
+    add_executor_options(s)
     s.set_defaults(func=cmd_attack)
 
     s = sub.add_parser(
@@ -490,6 +496,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--report-only", action="store_true", help="regenerate tables/figures/report from --out, run nothing"
     )
     s.add_argument("--quiet", action="store_true", help="no progress bars")
+    add_executor_options(s)
     s.set_defaults(func=cmd_reproduce)
 
     s = sub.add_parser("report", help="regenerate summary.csv, grids and report.html of a run directory")
@@ -560,6 +567,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (OSError, sqlite3.Error) as e:  # permissions, full disk, a corrupt results.sqlite: no traceback
         print(f"doublecross: error: {error_text(e)}", file=sys.stderr)
         return 2
+    except RuntimeError as e:
+        from .experiments.executors import ExecutorError
+
+        if not isinstance(e, ExecutorError):
+            raise
+        print(f"doublecross: error: {e}", file=sys.stderr)  # a unit failed on a Ray worker; the others are stored
+        return 1
 
 
 if __name__ == "__main__":

@@ -81,10 +81,11 @@ class Adv2Bilevel(Attack):
             # (c) unrolled inner steps, meta-gradient to r
             rg = r.detach().requires_grad_(True)
             xg = th.apply(x0, rg)
-            st, dists = state.detach(), []
-            for j in range(cfg.n_step):
-                st = interpreter.run(xg, t, st, 0, 1, gen, keep_state_graph=j > 0, lr=cfg.inner_lr)
-                dists.append(map_loss(1 - st.m, target_map, cfg.reduction))
+            dists: list[torch.Tensor] = []
+            st = interpreter.run(
+                xg, t, state, 0, cfg.n_step, gen, lr=cfg.inner_lr,
+                on_step=lambda s, acc=dists: acc.append(map_loss(1 - s.m, target_map, cfg.reduction)),
+            )  # fmt: skip
             dist = torch.stack(dists).mean(0) if dists else None
             if cfg.outer == "joint":  # (a + d) one threat step on the joint loss
                 loss = th.penalty(rg) + margin_loss(model(xg), t).clamp_min(cfg.margin_floor)

@@ -17,6 +17,17 @@ x_q to the selection judged by that warm map (a proxy of the evaluation map). Th
 final resets stay full runs. Quality check at the end: the selected candidate is evaluated with a
 full run and, per sample, the better of it and the last iterate (both judged by their true maps:
 successful first, then smaller ℓint) is returned, so the reported map is the interpreter's own.
+
+**Plain steps off** (``n_plain = 0``, allowed by spec §4.7): step (b) is the authors' addition.
+
+**Named cost preset** ``cost: paper-fast`` (``config.COST_PRESETS``) = ``bisection: bracket``,
+``reset_steps: 20``, ``n_plain: 0``, with the paper's other counts unchanged: the configuration
+that brings an iteration at the paper's counts under 15 PGD steps, resets included (README,
+"ADV²-MASK cost"). ``cost: spec`` (default) is §4.7 as written.
+
+Exact savings, always on (no behaviour change beyond float rounding): the unrolled steps run under
+``models/lean_backward.py`` (no weight terms in the double backward of frozen convolutions and
+eval-mode batch norm) and share one ``prepare`` of x (``MaskInterpreter.run(on_step=...)``).
 """
 
 from __future__ import annotations

@@ -54,5 +54,10 @@ class JobProgress:
             inner.close()
         self.outer.update(1)
 
+    def stored(self, desc: str) -> None:
+        """Count a unit computed elsewhere (a Ray task) as it is stored."""
+        self.outer.set_postfix_str(desc)
+        self.outer.update(1)
+
     def close(self) -> None:
         self.outer.close()

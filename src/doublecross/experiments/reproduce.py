@@ -203,6 +203,7 @@ def reproduce(
     progress: bool | None = None,
     compute: bool = True,
     threads: int | str | None = None,
+    executor: str | Any = "local",
 ) -> dict[str, Any]:
     """Run (or resume) the experiments of ``cfg`` into ``out``; write tables, figures and report.html.
 
@@ -214,14 +215,20 @@ def reproduce(
     Args:
         threads: torch threads for every run and pass: ``None`` keeps the caller's setting, a count or
             ``"auto"`` (the CLI's default) as :func:`doublecross.experiments.threads.choose_threads`.
+        executor: where the runs' units run (``"local"``, ``"ray"`` or an executor object, see
+            :func:`doublecross.experiments.runner.run_job`); one executor serves every run. The
+            passes after the runs (transfer, defences) run in this process.
 
     Returns:
         The manifest: wall time, per-run manifests, the files written and every claim's verdict.
     """
     import torch
 
+    from .executors import create_executor
     from .threads import choose_threads
 
+    owned = isinstance(executor, str)
+    executor = create_executor(executor) if owned else executor
     before = torch.get_num_threads()
     if threads is not None:
         torch.set_num_threads(choose_threads(None if threads == "auto" else int(threads))[0])
@@ -230,14 +237,18 @@ def reproduce(
         if compute:
             os.makedirs(out, exist_ok=True)
             lock = RunLock(out).acquire()
-        return _reproduce(cfg, out, resume, progress, compute)
+        return _reproduce(cfg, out, resume, progress, compute, executor)
     finally:
         if lock is not None:
             lock.release()
         torch.set_num_threads(before)
+        if owned:
+            executor.close()
 
 
-def _reproduce(cfg: ReproduceConfig, out: str, resume: bool, progress: bool | None, compute: bool) -> dict[str, Any]:
+def _reproduce(
+    cfg: ReproduceConfig, out: str, resume: bool, progress: bool | None, compute: bool, executor: Any = "local"
+) -> dict[str, Any]:
     """:func:`reproduce`'s body, with the directory locked and the threads set."""
     from ..report.reproduce_report import write_outputs
     from .passes import run_passes
@@ -266,7 +277,7 @@ def _reproduce(cfg: ReproduceConfig, out: str, resume: bool, progress: bool | No
                 log.info("%s/%s: %d baseline unit(s) copied from %s", model, run.name, n, src.name)
                 exists = True
             log.info("run %s/%s", model, run.name)
-            manifests[f"{model}/{run.name}"] = run_job(job, d, resume=exists, progress=progress)
+            manifests[f"{model}/{run.name}"] = run_job(job, d, resume=exists, progress=progress, executor=executor)
             build_report(d)  # each run directory keeps its own attack report (grids per interpreter, curves)
     if compute:
         run_passes(cfg, specs, out, list(cfg.models), progress=progress)

@@ -34,8 +34,8 @@ from ..interpreters import create_interpreter
 from ..interpreters.faithfulness import topk_mask_iou
 from ..metrics import map_metrics, target_confidence
 from ..metrics.maps import is_degenerate
-from ..models.user import ModelOptions, build_model
 from .chunking import attack_in_chunks, explain_in_chunks, image_bytes, plan_chunk
+from .executors import create_executor
 from .exemplars import exemplar_pool
 from .history import history_arrays
 from .job import JobConfig
@@ -45,6 +45,7 @@ from .rundir import check_out_dir, check_threads, open_run_dir
 from .selection import select_attack_set
 from .store import ResultStore
 from .threads import choose_threads
+from .units import AttackData, Batch, Unit, UnitContext, build_job_model, plan_units
 from .validate import check_device
 
 log = logging.getLogger(__name__)
@@ -144,6 +145,7 @@ def run_job(
     targets: Any = None,
     threads: int | str | None = None,
     max_memory: float | None = None,
+    executor: str | Any = "local",
 ) -> dict[str, Any]:
     """Run (or resume) the attack job into ``out``; return the manifest.
 
@@ -167,6 +169,10 @@ def run_job(
             ``$OMP_NUM_THREADS``, else min(cores, 2)); restored after the run.
         max_memory: GB the process may use; larger batches run in chunks (``experiments.chunking``).
             Neither changes the results, so neither is part of ``cfg``.
+        executor: where units run: ``"local"`` (this process, in order), ``"ray"`` (a local Ray
+            cluster, one task per unit) or an executor object from
+            :func:`doublecross.experiments.executors.create_executor` (e.g. Ray at an address), which
+            the caller closes. Same numbers for the same seed and thread count; not part of ``cfg``.
     """
     show = sys.stderr.isatty() if progress is None else progress
     t_start = time.time()
@@ -186,15 +192,19 @@ def run_job(
         for iname in cfg.interpreters:
             preset.for_threat(name).for_interpreter(iname)
     rts_weights = cfg.rts_weights or preset.interpreter_options.get("rts", {}).get("weights")
+    owned = isinstance(executor, str)
+    executor = create_executor(executor) if owned else executor  # Ray missing: a ConfigError before any work
     threads_before = torch.get_num_threads()
     torch.set_num_threads(n_threads)
     try:
         with open_run_dir(out, cfg, resume, resolve_provenance(cfg, rts_weights)):
             return _run_locked(
-                cfg, out, preset, device, show, t_start, model, dataset, targets, max_memory, threads_source
+                cfg, out, preset, device, show, t_start, model, dataset, targets, max_memory, threads_source, executor
             )
     finally:
         torch.set_num_threads(threads_before)
+        if owned:
+            executor.close()
 
 
 def _run_locked(
@@ -209,11 +219,13 @@ def _run_locked(
     targets: Any = None,
     max_memory: float | None = None,
     threads_source: str = "",
+    executor: Any = None,
 ) -> dict[str, Any]:
+    executor = executor if executor is not None else create_executor("local")
     torch.manual_seed(cfg.seed)
+    model_given = model is not None
     if model is None:
-        options = ModelOptions(cfg.num_classes, cfg.input_size, cfg.mean, cfg.std, cfg.normalise)
-        model = build_model(cfg.model, weights=cfg.weights, options=options)
+        model = build_job_model(cfg)
     model = model.to(device)
     x_all, y_all, m_all, names, indices = attack_set_with_indices(cfg, model, dataset)
     gen = torch.Generator().manual_seed(cfg.seed)
@@ -232,61 +244,19 @@ def _run_locked(
     if cfg.target_map == "class-exemplar":  # exemplars from outside the attack set (spec §9, Q4)
         pool = exemplar_pool(job_dataset(cfg, model, dataset), model, exclude=set(indices))
     store = ResultStore(os.path.join(out, "results.sqlite"))
-    bars = None
+    bars, units_run = None, 0
     try:
         done_threads = [i["threads"] for i in store.unit_infos().values() if "threads" in i]
-        check_threads(done_threads, torch.get_num_threads(), out)
+        check_threads(done_threads, executor.unit_threads(), out)
         per_image = {}  # bytes one image's graph needs, per interpreter (None: the baseline), for max_memory
         if max_memory is not None:
             x1, t1 = x_all[:1].to(device), t_all[:1].to(device)
             per_image = {n: image_bytes(model, interps.get(n), x1, t1) for n in [None, *interps]}
-        n_batches = -(-len(x_all) // cfg.batch_size)
-        units = [
-            (b, tname, unit)
-            for b in range(n_batches)
-            for tname in cfg.threats
-            for unit in [preset.for_threat(tname).create_threat().baseline]
-            + [f"{preset.for_threat(tname).create_threat().adv2_name}-{n}" for n in interps]
-        ]
-        bars = JobProgress(len(units), sum(store.done(b, u) for b, _, u in units), show)
-        for b in range(n_batches):
-            sl = slice(b * cfg.batch_size, (b + 1) * cfg.batch_size)
-            x, y, t = x_all[sl].to(device), y_all[sl].to(device), t_all[sl].to(device)
-            masks = m_all[sl] if m_all is not None else None
-            benign_maps: dict[Any, torch.Tensor] = {}  # g(x; y) per interpreter, shared by the threats
-            for tname in cfg.threats:
-                settings = preset.for_threat(tname)
-                threat = settings.create_threat()
-                base_steps = settings.baseline.n_warm + settings.baseline.n_total
-                if not store.done(b, threat.baseline):
-                    chunk = plan_chunk(len(x), max_memory, per_image.get(None, 1), device)
-                    base_cfg = replace(settings.baseline, early_stop=cfg.early_stop)
-                    with bars.unit(f"batch {b} {threat.baseline}", base_steps):
-                        _baseline_unit(store, b, model, threat, base_cfg, x, y, t, cfg, chunk)
-                for name, interp in interps.items():
-                    unit = f"{threat.adv2_name}-{name}"
-                    if not store.done(b, unit):
-                        unit_gen = torch.Generator().manual_seed(cfg.seed * 1000 + b)
-                        acfg = replace(settings.for_interpreter(name), early_stop=cfg.early_stop)
-                        with bars.unit(f"batch {b} {unit}", acfg.n_warm + acfg.n_total):
-                            _adv2_unit(
-                                store,
-                                b,
-                                unit,
-                                model,
-                                interp,
-                                settings.create_threat(acfg),
-                                acfg,
-                                x,
-                                y,
-                                t,
-                                masks,
-                                pool,
-                                cfg,
-                                unit_gen,
-                                benign_maps,
-                                plan_chunk(len(x), max_memory, per_image.get(name, 1), device),
-                            )
+        ctx = UnitContext(cfg, preset, device, model, interps, options, pool, per_image, max_memory, model_given)
+        data = AttackData(x_all, y_all, t_all, m_all, cfg.batch_size)
+        units = plan_units(cfg, preset, list(interps), data.n_batches)
+        bars = JobProgress(len(units), sum(store.done(u.batch, u.name) for u in units), show)
+        units_run = executor.run(ctx, data, [u for u in units if not store.done(u.batch, u.name)], store, bars)
     finally:
         if bars is not None:
             bars.close()
@@ -304,6 +274,8 @@ def _run_locked(
         "threads": torch.get_num_threads(),
         "threads_source": threads_source,
         "unit_threads": threads,
+        "executor": executor.describe(),
+        "units_run": units_run,
         "images": len(x_all),
         "model": getattr(model, "name", cfg.model),
         "attack_indices": indices,
@@ -317,6 +289,31 @@ def _run_locked(
     with open(os.path.join(out, "manifest.json"), "w") as fh:
         json.dump(manifest, fh, indent=2)
     return manifest
+
+
+def run_unit(store: Any, ctx: UnitContext, unit: Unit, batch: Batch, benign_maps: dict[Any, torch.Tensor]) -> None:
+    """Compute ``unit`` on ``batch`` and write it to ``store``: the one code path of every executor.
+
+    ``store`` is the run's :class:`ResultStore` (local executor) or a :class:`~.units.UnitSink` on a
+    Ray worker: the unit reads its baseline with ``store.array`` and writes with ``store.write_unit``.
+    ``benign_maps`` caches g(x; y) by interpreter for the batch's threats (filled on first use).
+    """
+    cfg, b = ctx.cfg, unit.batch
+    x, y, t = (v.to(ctx.device) for v in batch[:3])
+    masks = batch[3]
+    settings = ctx.preset.for_threat(unit.threat)
+    if unit.interpreter is None:
+        chunk = plan_chunk(len(x), ctx.max_memory, ctx.per_image.get(None, 1), ctx.device)
+        base_cfg = replace(settings.baseline, early_stop=cfg.early_stop)
+        _baseline_unit(store, b, ctx.model, settings.create_threat(), base_cfg, x, y, t, cfg, chunk)
+        return
+    name = unit.interpreter
+    unit_gen = torch.Generator().manual_seed(cfg.seed * 1000 + b)  # per unit: independent of execution order
+    acfg = replace(settings.for_interpreter(name), early_stop=cfg.early_stop)
+    chunk = plan_chunk(len(x), ctx.max_memory, ctx.per_image.get(name, 1), ctx.device)
+    threat, interp, model, pool = settings.create_threat(acfg), ctx.interps[name], ctx.model, ctx.pool
+    maps = benign_maps
+    _adv2_unit(store, b, unit.name, model, interp, threat, acfg, x, y, t, masks, pool, cfg, unit_gen, maps, chunk)
 
 
 def _num_classes(model: Any, x: torch.Tensor) -> int:

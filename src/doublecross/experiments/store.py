@@ -66,6 +66,11 @@ class ResultStore(SQLiteStore):
             raise KeyError(f"no array {name!r} for batch {batch} unit {unit!r}")
         return decode_array(row[0])
 
+    def unit_arrays(self, batch: int, unit: str) -> dict[str, torch.Tensor]:
+        """Every array of a finished unit, by name (e.g. a baseline's ``x``, ``magnitude``, ``size_*``)."""
+        rows = self.db.execute("SELECT name, data FROM arrays WHERE batch=? AND unit=?", (batch, unit)).fetchall()
+        return {name: decode_array(data) for name, data in rows}
+
     def has_array(self, batch: int, unit: str, name: str) -> bool:
         return (
             self.db.execute("SELECT 1 FROM arrays WHERE batch=? AND unit=? AND name=?", (batch, unit, name)).fetchone()

@@ -11,7 +11,10 @@ log = logging.getLogger(__name__)
 ATTACK_KEYS = (
     "n_warm", "n_total", "lam", "schedule", "phases", "reduction", "extra", "kappa_sel", "warm_loss", "w_prd"
 )
-MASK_KEYS = ("outer", "n_step", "n_plain", "n_reset", "alpha_max", "n_bs", "kappa_bs", "beta", "inner_lr")
+MASK_KEYS = (
+    "outer", "n_step", "n_plain", "n_reset", "alpha_max", "n_bs", "kappa_bs", "beta", "inner_lr", "cost", "bisection",
+    "n_bracket", "reset_steps",
+)
 
 
 def _fmt(v: Any) -> str:
@@ -36,7 +39,10 @@ def resolved_settings(config: dict[str, Any]) -> tuple[list[dict[str, str]], str
     from ..attacks.presets import load_attack_preset
     from ..config import to_dict
 
-    preset = load_attack_preset(config["preset"])
+    # the run's own preset: with its --set overrides and --steps-scale (issue 15: `cost: paper-fast` and the like)
+    preset = load_attack_preset(
+        config["preset"], overrides=config.get("overrides") or (), steps_scale=config.get("steps_scale") or 1.0
+    )
     rows = []
     for tname in config.get("threats", ["linf"]):
         settings = preset.for_threat(tname)
@@ -48,6 +54,8 @@ def resolved_settings(config: dict[str, Any]) -> tuple[list[dict[str, str]], str
             keys = ATTACK_KEYS + (MASK_KEYS if who == "mask" else ())
             if who == "baseline":
                 keys = ("n_warm", "n_total", "kappa_sel")
+            if d.get("bisection") != "bracket":
+                keys = tuple(k for k in keys if k != "n_bracket")
             params = {**settings.params, **acfg.threat_options}
             rows.append(
                 {
