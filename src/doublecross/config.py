@@ -145,15 +145,52 @@ def preset_text(name: str) -> bytes:
     return (resources.files("doublecross") / "presets" / f"{name}.yaml").read_bytes()
 
 
-def load_preset_dict(name: str) -> dict[str, Any]:
-    """The raw mapping of a shipped preset, or of a YAML file when ``name`` is a path to one."""
-    text = preset_text(name)
+def preset_chain_text(name: str) -> bytes:
+    """The bytes of ``name`` and of every preset it extends (its text alone when it extends none)."""
+    return b"".join(preset_text(n) for n in preset_chain(name))
+
+
+def _merge(base: dict[str, Any], child: dict[str, Any]) -> dict[str, Any]:
+    """``child`` over ``base``: mappings merge key by key (recursively), any other value replaces."""
+    out = dict(base)
+    for k, v in child.items():
+        out[k] = _merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
+
+
+def _raw_preset(name: str) -> dict[str, Any]:
     try:
-        data = load_yaml(text, source=f"preset {name}")
+        data = load_yaml(preset_text(name), source=f"preset {name}")
     except YamlError as e:
         raise ConfigError(str(e)) from None
     if not isinstance(data, dict) or "kind" not in data:
         raise ConfigError(f"preset {name}: expected a mapping with a 'kind' field")
+    return data
+
+
+def preset_chain(name: str) -> list[str]:
+    """``name`` and the presets it extends (``base: OTHER``), child first; a cycle is a ConfigError."""
+    chain = [name]
+    while (base := _raw_preset(chain[-1]).get("base")) is not None:
+        if not isinstance(base, str):
+            raise ConfigError(f"preset {chain[-1]}: base must be a preset name, got {base!r}")
+        if base in chain:
+            raise ConfigError(f"preset {name}: its bases form a cycle ({' -> '.join([*chain, base])})")
+        chain.append(base)
+    return chain
+
+
+def load_preset_dict(name: str) -> dict[str, Any]:
+    """The mapping of a shipped preset, or of a YAML file when ``name`` is a path to one.
+
+    A preset with ``base: OTHER`` holds only what differs from preset ``OTHER``: its mappings are
+    merged into OTHER's key by key (``linf: {interpreters: {grad: {lam: 300}}}`` changes one λ and
+    keeps every other field), its other values replace OTHER's. The result has no ``base`` key.
+    """
+    data: dict[str, Any] = {}
+    for n in reversed(preset_chain(name)):
+        data = _merge(data, _raw_preset(n))
+    data.pop("base", None)
     return data
 
 

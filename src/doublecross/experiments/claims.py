@@ -8,7 +8,10 @@ Thresholds (fixed here, before any run; every verdict prints the numbers it used
   mean confidence at least ``CONF_RATIO`` (0.7) × PGD's; FAIL if some gap exceeds twice that or
   a confidence ratio is below 0.5; otherwise UNCLEAR.
 * Claims 2 and 5 (ADV² maps "several times" closer): PASS if for every interpreter L1 and L2 of
-  ADV² are at most ``DIST_RATIO`` (0.5) × the baseline's and IoU_k is higher at every k; FAIL if
+  ADV² are at most ``DIST_RATIO`` (0.5) × the baseline's and IoU_k is higher at every k. "Several
+  times smaller" is read at its weakest, at least twice smaller: a stricter bar (1/3) would be as
+  defensible, a looser one would not say "several"; the ratio is printed, so a reader can apply
+  their own. FAIL if
   some L1 ratio is ≥ 1 or some mean IoU is not higher; otherwise UNCLEAR. Claim 5 also needs the
   success condition of claim 1 against regular StAdv.
 * Claim 3 (MASK hardest): PASS if MASK has the largest ADV² L1 and the lowest ADV² success rate
@@ -16,6 +19,11 @@ Thresholds (fixed here, before any run; every verdict prints the numbers it used
 * Claim 4 (arbitrary targets): PASS if, in every target mode and for every interpreter, ADV²'s L1 to
   m_t is at most ``DIST_RATIO`` × the smaller of the benign map's and PGD's map's L1 to m_t and its
   IoU to m_t is higher than both; FAIL if some ADV² L1 is ≥ that smaller reference; else UNCLEAR.
+  "Far closer" is the word §12 glosses, for claim 2, as "several times smaller", hence the same 0.5.
+* Degenerate maps (claims 2, 4, 5): a constant / empty ADV² map is excluded from the means (it is no
+  match), so a group whose means rest on fewer than ``MIN_SUCCESSES`` maps is UNCLEAR, and one where
+  more than ``WARN_FRACTION`` (0.10) of ADV²'s maps are degenerate cannot PASS (at most UNCLEAR;
+  the evidence names the count): otherwise an attack that empties the map would pass on the rest.
 * Claim 6 (low transferability): PASS if in every column B the diagonal L1 is below every
   off-diagonal L1 and the off-diagonal mean is at least ``NEAR_PGD`` (0.5) × the PGD row's L1;
   FAIL if some diagonal is not the smallest of its column; otherwise UNCLEAR.
@@ -33,6 +41,7 @@ DEFAULT_GAP = 0.15
 CONF_RATIO = 0.7
 DIST_RATIO = 0.5
 NEAR_PGD = 0.5
+WARN_FRACTION = 0.10  # as doublecross.metrics.degenerate.WARN_FRACTION
 
 STATEMENTS = {
     1: "ADV² fools the classifier as well as PGD (success rate and confidence close to PGD's).",
@@ -69,6 +78,16 @@ def _why(rows: list[dict[str, Any] | None]) -> str:
     return "not computed yet (run incomplete)" if any(r is None for r in rows) else f"< {MIN_SUCCESSES} successes"
 
 
+def _degenerate(a: dict[str, Any]) -> tuple[bool, str]:
+    """(too few usable maps or too many degenerate ones for a PASS, evidence) of ADV²'s summary row ``a``."""
+    deg, usable = int(a.get("degenerate", 0)), int(a.get("map_n", a["successes"]))
+    if usable < MIN_SUCCESSES:
+        return True, f"only {usable} non-degenerate ADV² maps"
+    if deg > WARN_FRACTION * a["n"]:
+        return True, f"{deg}/{a['n']} ADV² maps degenerate (excluded from the means)"
+    return False, f"{deg}/{a['n']} ADV² maps degenerate" if deg else ""
+
+
 def fools_classifier(s: dict, interps: list[str], base: str, adv: str) -> tuple[str, list[str]]:
     verdicts, ev = [], []
     for i in interps:
@@ -102,8 +121,12 @@ def closer_maps(s: dict, interps: list[str], base: str, adv: str) -> tuple[str, 
             continue
         r1, r2 = a["l1"] / b["l1"], a["l2"] / b["l2"]
         above = sum(a[f"iou{k}"] > b[f"iou{k}"] for k in IOU_KS)
-        ev.append(f"{i}: L1 ratio {r1:.2f}, L2 ratio {r2:.2f}, IoU_k higher at {above}/{len(IOU_KS)} k")
-        if r1 <= DIST_RATIO and r2 <= DIST_RATIO and above == len(IOU_KS):
+        bad, note = _degenerate(a)
+        ev.append(
+            f"{i}: L1 ratio {r1:.2f}, L2 ratio {r2:.2f}, IoU_k higher at {above}/{len(IOU_KS)} k"
+            + (f" ({note})" if note else "")
+        )
+        if r1 <= DIST_RATIO and r2 <= DIST_RATIO and above == len(IOU_KS) and not bad:
             verdicts.append("PASS")
         elif r1 >= 1 or a["iou"] <= b["iou"]:
             verdicts.append("FAIL")
@@ -158,8 +181,13 @@ def claim4(ctx: Any, model: str) -> Claim:
                 ev.append(f"{run} {i}: {_why([a, p, r])}")
                 continue
             ref = min(p["l1"], r["l1"])
-            ev.append(f"{run} {i}: L1 to m_t {a['l1']:.3f} vs benign {r['l1']:.3f}, PGD {p['l1']:.3f}")
-            if a["l1"] <= DIST_RATIO * ref and a["iou"] > max(p["iou"], r["iou"]):
+            bad, note = _degenerate(a)
+            ev.append(
+                f"{run} {i}: L1 to m_t {a['l1']:.3f} vs benign {r['l1']:.3f}, PGD {p['l1']:.3f} "
+                f"(ratio {a['l1'] / ref:.2f}); IoU {a['iou']:.2f} vs {r['iou']:.2f}, {p['iou']:.2f}"
+                + (f"; {note}" if note else "")
+            )
+            if a["l1"] <= DIST_RATIO * ref and a["iou"] > max(p["iou"], r["iou"]) and not bad:
                 verdicts.append("PASS")
             elif a["l1"] >= ref:
                 verdicts.append("FAIL")

@@ -15,7 +15,7 @@ import logging
 import os
 from typing import Any
 
-from ..config import ConfigError, load_preset_dict, preset_text
+from ..config import ConfigError, load_preset_dict, preset_chain_text
 from ..data.folder import IMAGE_EXTENSIONS
 from ..models.zoo import embedded_checkpoint
 from .job import JobConfig
@@ -87,7 +87,7 @@ def resolve_provenance(cfg: JobConfig, rts_weights: str | None = None) -> dict[s
     prov: dict[str, Any] = {
         "preset": {
             "name": cfg.preset,
-            "sha256": sha256_bytes(preset_text(cfg.preset)),
+            "sha256": sha256_bytes(preset_chain_text(cfg.preset)),  # with its bases' text
             "contents": load_preset_dict(cfg.preset),
         },
         "weights": _file_entry(_weights_path(cfg)),

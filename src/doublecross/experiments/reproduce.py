@@ -59,13 +59,20 @@ class ReproduceConfig:
     def from_dict(cls, data: dict) -> ReproduceConfig:
         return from_dict(cls, data, source="reproduce")
 
-    def preset_for(self, model: str) -> str:
-        """The attack preset of ``model``: ``preset`` if given, else the preset named after the model."""
+    def preset_for(self, model: str, variant: str | None = None) -> str:
+        """The attack preset of ``model``: ``preset`` if given, else the preset named after the model.
+
+        With ``variant`` (a run's ``preset_variant``, e.g. ``q4``): ``<that preset>-<variant>`` if it is shipped.
+        """
         if self.preset:
-            return self.preset
-        if model in attack_preset_names():
-            return model
-        raise ConfigError(f"no attack preset is named after model {model!r}; pass --preset")
+            base = self.preset
+        elif model in attack_preset_names():
+            base = model
+        else:
+            raise ConfigError(f"no attack preset is named after model {model!r}; pass --preset")
+        if variant and f"{base}-{variant}" in attack_preset_names():
+            return f"{base}-{variant}"
+        return base
 
     def job(self, model: str, run: RunSpec) -> JobConfig:
         return JobConfig(
@@ -78,7 +85,7 @@ class ReproduceConfig:
             seed=self.seed,
             interpreters=self.interpreters,
             threats=run.threats,
-            preset=self.preset_for(model),
+            preset=self.preset_for(model, run.preset_variant),
             target_map=run.target_map,
             device=self.device,
             history_every=self.history_every,
@@ -111,27 +118,41 @@ def _prepare(out: str, cfg: ReproduceConfig, resume: bool) -> None:
 def _copy_baseline(src_dir: str, dst_dir: str, src_cfg: JobConfig, dst_cfg: JobConfig) -> int:
     """Copy finished baseline units (PGD / StAdv) of ``src_dir`` into ``dst_dir``'s store; return how many.
 
-    Only when both runs share everything but the target-map mode (same attack set, seed, targets) and
-    the source run's ``provenance.json`` matches the current inputs (preset, weights, model source,
-    images): a source made from other inputs is not mixed in, its baselines are recomputed.
+    Only when both runs share everything but the target-map mode and the preset (same attack set, seed,
+    targets), both presets give every threat of ``dst_cfg`` the same threat parameters and baseline
+    settings (a Q4 preset changes ADV²'s λ only), and the source run's ``provenance.json`` matches its
+    current inputs (preset, weights, model source, images): a source made from other inputs is not
+    mixed in, its baselines are recomputed.
     """
     if not os.path.isfile(os.path.join(src_dir, "results.sqlite")):
         return 0
-    if replace(src_cfg, target_map=dst_cfg.target_map) != dst_cfg:
+    if replace(src_cfg, target_map=dst_cfg.target_map, preset=dst_cfg.preset) != dst_cfg:
         return 0
+    src_preset = load_attack_preset(src_cfg.preset, src_cfg.overrides, src_cfg.steps_scale)
+    dst_preset = load_attack_preset(dst_cfg.preset, dst_cfg.overrides, dst_cfg.steps_scale)
+    for t in dst_cfg.threats:
+        a, b = src_preset.threats.get(t), dst_preset.threats.get(t)
+        if a is None or b is None or (a.params, a.baseline) != (b.params, b.baseline):
+            log.info(
+                "baseline units of %s not reused: presets %s and %s differ in %s's baseline",
+                src_dir,
+                src_cfg.preset,
+                dst_cfg.preset,
+                t,
+            )
+            return 0
     saved = os.path.join(src_dir, PROVENANCE)
     if not os.path.isfile(saved):
         log.warning("%s has no %s: its baseline units are not reused", src_dir, PROVENANCE)
         return 0
     with open(saved) as fh:
         saved_prov = json.load(fh)
-    preset = load_attack_preset(dst_cfg.preset, dst_cfg.overrides, dst_cfg.steps_scale)
-    rts_weights = dst_cfg.rts_weights or preset.interpreter_options.get("rts", {}).get("weights")
-    changes = provenance_changes(saved_prov, resolve_provenance(dst_cfg, rts_weights))
+    rts_weights = src_cfg.rts_weights or src_preset.interpreter_options.get("rts", {}).get("weights")
+    changes = provenance_changes(saved_prov, resolve_provenance(src_cfg, rts_weights))
     if changes:  # the source run was made from other inputs: recompute rather than mix
         log.warning("baseline units of %s not reused: %s", src_dir, "; ".join(changes))
         return 0
-    baselines = {load_attack_preset(dst_cfg.preset).for_threat(t).create_threat().baseline for t in dst_cfg.threats}
+    baselines = {dst_preset.for_threat(t).create_threat().baseline for t in dst_cfg.threats}
     src = ResultStore(os.path.join(src_dir, "results.sqlite"))
     dst = ResultStore(os.path.join(dst_dir, "results.sqlite"))
     copied = 0

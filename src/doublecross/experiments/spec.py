@@ -28,12 +28,17 @@ KNOWN = (*EXPERIMENTS, *DEFENCE_EXPERIMENTS)
 
 @dataclass(frozen=True)
 class RunSpec:
-    """One attack job shared by experiments: its threats and target-map mode."""
+    """One attack job shared by experiments: its threats and target-map mode.
+
+    ``preset_variant``: the run uses preset ``<preset>-<variant>`` where one is shipped (``q4``:
+    ``scenes-resnet-q4``, ``table10-resnet50-q4``, the λ calibrated for arbitrary targets), else ``<preset>``.
+    """
 
     name: str
     threats: tuple[str, ...]
     target_map: str = "benign"
     share_baseline: str | None = None
+    preset_variant: str | None = None
 
     def __post_init__(self) -> None:
         if self.target_map not in TARGET_MAP_MODES:

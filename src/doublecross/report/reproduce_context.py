@@ -59,7 +59,10 @@ class Context:
             s = self.summary(model, run)
             n = max((r["n"] for r in s.values()), default=0)
             sizes.append(f"{model}: n = {n} attacked images")
-        presets = ", ".join(f"{m}: {self.cfg.preset_for(m)}" for m in self.models)
+        from ..experiments.spec import load_runs
+
+        variant = getattr(load_runs().get(run), "preset_variant", None)
+        presets = ", ".join(f"{m}: {self.cfg.preset_for(m, variant)}" for m in self.models)
         return [
             "Sample size: " + "; ".join(sizes) + " (statistics are mean ± sample std over each attack's successful "
             "inputs; map distances at the interpreter's native resolution; L2 = ‖a − b‖₂ / √cells).",

@@ -58,45 +58,58 @@ def figure_iou_curves(ctx: Context, exp: Any, folder: str) -> list[tuple[str, st
     return out
 
 
+def _grid_images(ctx: Context, run: str, n_images: int) -> tuple[list[dict[str, Any]], list[str]] | None:
+    """Batch 0's first ``n_images`` of ``run`` for the Fig.-17 grids (inputs, maps, captions), and its interpreters.
+
+    None while the run has not reached batch 0's units.
+    """
+    base, adv = run_methods(run)
+    names = _class_names(run)
+    if not os.path.isfile(os.path.join(run, "results.sqlite")):
+        return None
+    store = ResultStore(os.path.join(run, "results.sqlite"))
+    try:
+        interps = [i for i in ctx.interpreters if store.done(0, f"{adv}-{i}")]
+        if not store.done(0, base) or not interps:
+            return None  # the run has not reached batch 0's units yet
+        samples = [s for s in store.samples() if s["batch"] == 0]
+        caps = _caps(samples, names)
+        x = store.array(0, base, "x")
+        label = {s["idx"]: s["label"] for s in samples if s["unit"] == base}
+        images = []
+        for j in range(min(n_images, x.shape[0])):
+            u = {i: f"{adv}-{i}" for i in interps}
+            im: dict[str, Any] = {
+                "x": store.array(0, u[interps[0]], "x")[j],
+                "x_base": x[j],
+                "cap_benign": f"{names[label[j]] if label[j] < len(names) else label[j]} (true)",
+                "cap_base": caps.get((base, base, j), ""),
+                "cap_base_map": {i: caps.get((u[i], base, j), "") for i in interps},
+                "benign": {i: store.array(0, u[i], "benign_map")[j] for i in interps},
+                "base": {i: store.array(0, u[i], "base_map")[j] for i in interps},
+                "adv": {i: store.array(0, u[i], "adv_map")[j] for i in interps},
+                "adv_x": {i: store.array(0, u[i], "adv_x")[j] for i in interps},
+                "cap_adv": {i: caps.get((u[i], adv, j), "") for i in interps},
+            }
+            if base == "stadv":
+                im["mag_base"] = store.array(0, base, "magnitude")[j]
+                im["mag_adv"] = {i: store.array(0, u[i], "adv_magnitude")[j] for i in interps}
+            images.append(im)
+    finally:
+        store.close()
+    return images, interps
+
+
 @_register(FIGURES, "fig17")
 def figure_fig17(ctx: Context, exp: Any, folder: str, n_images: int = 2) -> list[tuple[str, str]]:
     out = []
     for m in ctx.models:
         run = ctx.run(m, exp.runs[0])
         base, adv = run_methods(run)
-        names = _class_names(run)
-        if not os.path.isfile(os.path.join(run, "results.sqlite")):
+        got = _grid_images(ctx, run, n_images)
+        if got is None:
             continue
-        store = ResultStore(os.path.join(run, "results.sqlite"))
-        try:
-            interps = [i for i in ctx.interpreters if store.done(0, f"{adv}-{i}")]
-            if not store.done(0, base) or not interps:
-                continue  # the run has not reached batch 0's units yet
-            samples = [s for s in store.samples() if s["batch"] == 0]
-            caps = _caps(samples, names)
-            x = store.array(0, base, "x")
-            label = {s["idx"]: s["label"] for s in samples if s["unit"] == base}
-            images = []
-            for j in range(min(n_images, x.shape[0])):
-                u = {i: f"{adv}-{i}" for i in interps}
-                im: dict[str, Any] = {
-                    "x": store.array(0, u[interps[0]], "x")[j],
-                    "x_base": x[j],
-                    "cap_benign": f"{names[label[j]] if label[j] < len(names) else label[j]} (true)",
-                    "cap_base": caps.get((base, base, j), ""),
-                    "cap_base_map": {i: caps.get((u[i], base, j), "") for i in interps},
-                    "benign": {i: store.array(0, u[i], "benign_map")[j] for i in interps},
-                    "base": {i: store.array(0, u[i], "base_map")[j] for i in interps},
-                    "adv": {i: store.array(0, u[i], "adv_map")[j] for i in interps},
-                    "adv_x": {i: store.array(0, u[i], "adv_x")[j] for i in interps},
-                    "cap_adv": {i: caps.get((u[i], adv, j), "") for i in interps},
-                }
-                if base == "stadv":
-                    im["mag_base"] = store.array(0, base, "magnitude")[j]
-                    im["mag_adv"] = {i: store.array(0, u[i], "adv_magnitude")[j] for i in interps}
-                images.append(im)
-        finally:
-            store.close()
+        images, interps = got
         path = os.path.join(folder, f"{exp.name}_grid_{m}.png")
         extra = "; last row: flow magnitude in pixels" if base == "stadv" else ""
         fig17_grid(
@@ -110,6 +123,31 @@ def figure_fig17(ctx: Context, exp: Any, folder: str, n_images: int = 2) -> list
             (
                 f"Fig.-17 grid, {m}: rows benign / {method_label(base)} / {method_label(adv)}, each "
                 f"{method_label(adv)} column from the input crafted against that interpreter{extra}",
+                path,
+            )
+        )
+    return out
+
+
+@_register(FIGURES, "fig17-overlay")
+def figure_fig17_overlay(ctx: Context, exp: Any, folder: str, n_images: int = 2) -> list[tuple[str, str]]:
+    from .overlay_grid import overlay_grid
+
+    out = []
+    for m in ctx.models:
+        run = ctx.run(m, exp.runs[0])
+        base, adv = run_methods(run)
+        got = _grid_images(ctx, run, n_images)
+        if got is None:
+            continue
+        images, interps = got
+        path = os.path.join(folder, f"{exp.name}_overlay_{m}.png")
+        b, a = method_label(base), method_label(adv)
+        overlay_grid(path, images, interps, (b, a), f"{m}: benign / {b} / {a} maps over their inputs")
+        out.append(
+            (
+                f"Fig.-17 grid as overlays, {m}: each interpreter's map over the input it explains, rows benign / "
+                f"{b} / {a} ({a} cells: the input crafted against that column's interpreter)",
                 path,
             )
         )
